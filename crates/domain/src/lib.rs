@@ -1,0 +1,15 @@
+//! Confab's domain: models, storage, auth, permissions, encryption and configuration.
+//! It knows nothing of HTTP or WebSockets; both services meet here.
+
+pub mod auth;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod permissions;
+pub mod repo;
+pub mod settings;
+pub mod time;
+
+pub use error::{DomainError, Result};

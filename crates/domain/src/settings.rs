@@ -1,0 +1,532 @@
+//! Configuration: defaults in code → optional TOML file (`CONFAB_CONFIG`) → `CONFAB_*`
+//! environment variables. Loaded and validated once at start-up and passed by value, so a
+//! test can build its own without touching the process environment.
+
+use crate::crypto::MessageKeys;
+use figment::{
+    Figment, Metadata, Profile, Provider,
+    providers::{Format, Toml},
+    value::{Dict, Map, Value},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+use std::{
+    ffi::OsString,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+/// Used when nothing is configured; `check --deploy` warns and production refuses it.
+pub const DEV_SECRET_KEY: &str = "confab-development-secret-key-do-not-use-in-production";
+const ENV_PREFIX: &str = "CONFAB_";
+const MIN_SECRET_KEY_LEN: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub environment: Environment,
+    /// `sqlite://PATH`, a bare file path, or `postgres://…`.
+    pub database_url: String,
+    pub database_pool_size: u32,
+    /// Absent: in-process bus (only valid for `confab serve`).
+    pub redis_url: Option<SecretString>,
+    pub redis_prefix: String,
+    pub secret_key: SecretString,
+    /// `ID:BASE64KEY,…`; the first encrypts, all decrypt.
+    pub message_keys: Option<SecretString>,
+    /// A file holding the same format, used when `message_keys` is not set. In
+    /// development it is created with a fresh key on first start.
+    pub message_key_file: PathBuf,
+    #[serde(deserialize_with = "string_or_list")]
+    pub allowed_origins: Vec<String>,
+    pub bind: SocketAddr,
+    /// Where uploads and other state live.
+    pub data_dir: PathBuf,
+    pub bcrypt_cost: u32,
+    pub session_idle_timeout_secs: u64,
+    pub session_absolute_timeout_secs: u64,
+    /// A new sign-in ends the user's other sessions.
+    pub single_session: bool,
+    /// The site is served over HTTPS (by nginx or the services): Secure cookies, HSTS.
+    pub https: bool,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub max_frame_bytes: usize,
+    pub max_message_chars: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            environment: Environment::Development,
+            database_url: "sqlite://data/confab.sqlite3".into(),
+            database_pool_size: 16,
+            redis_url: None,
+            redis_prefix: "confab".into(),
+            secret_key: SecretString::from(DEV_SECRET_KEY),
+            message_keys: None,
+            message_key_file: PathBuf::from("data/message-keys"),
+            allowed_origins: vec![
+                "http://127.0.0.1:8000".into(),
+                "http://localhost:8000".into(),
+            ],
+            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: PathBuf::from("data"),
+            bcrypt_cost: 12,
+            session_idle_timeout_secs: 14 * 24 * 3600,
+            session_absolute_timeout_secs: 30 * 24 * 3600,
+            single_session: false,
+            https: false,
+            tls_cert: None,
+            tls_key: None,
+            log_format: LogFormat::Text,
+            max_frame_bytes: 64 * 1024,
+            max_message_chars: 4000,
+        }
+    }
+}
+
+/// A configuration problem, naming where the bad value came from.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{source_name}: {problem}")]
+pub struct ConfigError {
+    /// `CONFAB_BIND`, `bind in /etc/confab.toml`, …
+    pub source_name: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn var(name: &str, problem: impl Into<String>) -> Self {
+        ConfigError {
+            source_name: format!("{ENV_PREFIX}{}", name.to_uppercase()),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads `CONFAB_CONFIG` and the `CONFAB_*` variables of this process.
+    pub fn load() -> Result<Settings, ConfigError> {
+        Self::from_env(std::env::vars_os())
+    }
+
+    /// Same as [`Settings::load`] over the given variables (tests pass their own).
+    pub fn from_env(
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut env = Dict::new();
+        let mut config_file = None;
+        for (key, value) in vars {
+            let Some(key) = key
+                .to_str()
+                .and_then(|k| k.strip_prefix(ENV_PREFIX))
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            let value = value
+                .into_string()
+                .map_err(|_| ConfigError::var(&key, "the value is not valid UTF-8"))?;
+            if key == "CONFIG" {
+                config_file = Some(PathBuf::from(value));
+            } else if !key.is_empty() {
+                env.insert(
+                    key.to_lowercase(),
+                    value.parse::<Value>().unwrap_or_else(|e| match e {}),
+                );
+            }
+        }
+        let mut figment = Figment::new();
+        if let Some(path) = &config_file {
+            figment = figment.merge(Toml::string(&read_config_file(path)?));
+        }
+        let figment = figment.merge(EnvVars(env));
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| describe(e, config_file.as_deref()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let key = self.secret_key.expose_secret();
+        if self.environment == Environment::Production {
+            if key == DEV_SECRET_KEY {
+                return Err(ConfigError::var(
+                    "secret_key",
+                    "production needs its own secret key, not the development default",
+                ));
+            }
+            if key.len() < MIN_SECRET_KEY_LEN {
+                return Err(ConfigError::var(
+                    "secret_key",
+                    format!(
+                        "too short ({} characters); production needs at least {MIN_SECRET_KEY_LEN}",
+                        key.len()
+                    ),
+                ));
+            }
+        }
+        if self.database_url.trim().is_empty() {
+            return Err(ConfigError::var("database_url", "must not be empty"));
+        }
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            return Err(ConfigError::var(
+                "bcrypt_cost",
+                format!("{} is outside 4..=31", self.bcrypt_cost),
+            ));
+        }
+        if self.database_pool_size == 0 {
+            return Err(ConfigError::var("database_pool_size", "must be at least 1"));
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
+            return Err(ConfigError::var(
+                "redis_prefix",
+                "must be non-empty and without spaces",
+            ));
+        }
+        if let Some(url) = &self.redis_url {
+            let url = url.expose_secret();
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+            {
+                return Err(ConfigError::var(
+                    "redis_url",
+                    "must start with redis://, rediss:// or unix://",
+                ));
+            }
+        }
+        for origin in &self.allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.ends_with('/')
+            {
+                return Err(ConfigError::var(
+                    "allowed_origins",
+                    format!("{origin:?} is not an origin like https://chat.example.com"),
+                ));
+            }
+        }
+        if self.session_idle_timeout_secs == 0
+            || self.session_absolute_timeout_secs < self.session_idle_timeout_secs
+        {
+            return Err(ConfigError::var(
+                "session_absolute_timeout_secs",
+                "must be at least the idle timeout, and both above zero",
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::var(
+                "tls_cert",
+                "CONFAB_TLS_CERT and CONFAB_TLS_KEY go together",
+            ));
+        }
+        if self.max_frame_bytes < 1024 {
+            return Err(ConfigError::var("max_frame_bytes", "must be at least 1024"));
+        }
+        if let Some(keys) = &self.message_keys {
+            MessageKeys::parse(keys.expose_secret())
+                .map_err(|e| ConfigError::var("message_keys", e))?;
+        }
+        Ok(())
+    }
+
+    /// The message keys: from `message_keys`, else the key file. In development a missing
+    /// key file is created with a fresh random key; production never invents a key.
+    pub fn message_keys(&self) -> Result<MessageKeys, ConfigError> {
+        if let Some(keys) = &self.message_keys {
+            return MessageKeys::parse(keys.expose_secret())
+                .map_err(|e| ConfigError::var("message_keys", e));
+        }
+        let path = &self.message_key_file;
+        let file_err = |problem: String| ConfigError {
+            source_name: format!("message key file {}", path.display()),
+            problem,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => MessageKeys::parse(text.trim()).map_err(file_err),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && self.environment == Environment::Development =>
+            {
+                let line = MessageKeys::generate_line("k1");
+                write_private_file(path, &line)
+                    .map_err(|e| file_err(format!("could not create it: {e}")))?;
+                tracing::info!(path = %path.display(), "created a new message key file");
+                MessageKeys::parse(&line).map_err(file_err)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ConfigError::var(
+                "message_keys",
+                format!(
+                    "not set, and the key file {} does not exist",
+                    path.display()
+                ),
+            )),
+            Err(e) => Err(file_err(e.to_string())),
+        }
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    pub fn uses_default_secret_key(&self) -> bool {
+        self.secret_key.expose_secret() == DEV_SECRET_KEY
+    }
+}
+
+fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    let source_name = format!("CONFAB_CONFIG={}", path.display());
+    let bytes = std::fs::read(path).map_err(|e| ConfigError {
+        source_name: source_name.clone(),
+        problem: e.to_string(),
+    })?;
+    String::from_utf8(bytes).map_err(|e| ConfigError {
+        source_name,
+        problem: format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+    })
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+/// Turns figment's error into one that names the variable or file key.
+fn describe(e: figment::Error, file: Option<&Path>) -> ConfigError {
+    use figment::error::Kind;
+    let from_env = e.metadata.as_ref().is_some_and(|m| m.name == ENV_METADATA);
+    let key = match &e.kind {
+        Kind::UnknownField(field, _) => field.clone(),
+        _ => e.path.join("."),
+    };
+    let source_name = match (from_env, file) {
+        (true, _) => format!("{ENV_PREFIX}{}", key.to_uppercase()),
+        (false, Some(file)) => format!("`{key}` in {}", file.display()),
+        (false, None) => key.clone(),
+    };
+    let problem = match &e.kind {
+        Kind::UnknownField(..) => "is not a Confab setting".to_owned(),
+        Kind::Message(msg) => msg.clone(),
+        kind => kind.to_string(),
+    };
+    ConfigError {
+        source_name,
+        problem,
+    }
+}
+
+const ENV_METADATA: &str = "CONFAB_* environment variables";
+
+/// The environment as a figment provider, built from pairs we already checked for UTF-8.
+struct EnvVars(Dict);
+
+impl Provider for EnvVars {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(ENV_METADATA)
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.0.clone()))
+    }
+}
+
+/// Lists come as TOML arrays or as comma-separated environment values.
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
+    }
+
+    #[test]
+    fn zero_configuration_gives_development_defaults() {
+        let s = Settings::from_env(env(&[("PATH", "/usr/bin")])).expect("defaults are valid");
+        assert_eq!(s.environment, Environment::Development);
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8000");
+        assert!(s.uses_default_secret_key());
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("confab.toml");
+        std::fs::write(&file, "bind = \"0.0.0.0:9000\"\nredis_prefix = \"fromfile\"\nallowed_origins = [\"https://a.example\"]\n")
+            .expect("write");
+        let s = Settings::from_env(env(&[
+            ("CONFAB_CONFIG", file.to_str().expect("utf8")),
+            ("CONFAB_REDIS_PREFIX", "fromenv"),
+            ("CONFAB_BCRYPT_COST", "5"),
+            (
+                "CONFAB_ALLOWED_ORIGINS",
+                "https://b.example, https://c.example",
+            ),
+        ]))
+        .expect("valid");
+        assert_eq!(s.bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(s.redis_prefix, "fromenv");
+        assert_eq!(s.bcrypt_cost, 5);
+        assert_eq!(
+            s.allowed_origins,
+            vec!["https://b.example", "https://c.example"]
+        );
+    }
+
+    #[test]
+    fn unknown_variable_is_named() {
+        let e =
+            Settings::from_env(env(&[("CONFAB_DATABSE_URL", "x")])).expect_err("typo must fail");
+        assert_eq!(e.source_name, "CONFAB_DATABSE_URL");
+        assert!(e.problem.contains("not a Confab setting"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_variable() {
+        let e =
+            Settings::from_env(env(&[("CONFAB_BIND", "not-an-address")])).expect_err("must fail");
+        assert_eq!(e.source_name, "CONFAB_BIND");
+        let e = Settings::from_env(env(&[("CONFAB_BCRYPT_COST", "lots")])).expect_err("must fail");
+        assert_eq!(e.source_name, "CONFAB_BCRYPT_COST");
+        let e =
+            Settings::from_env(env(&[("CONFAB_ENVIRONMENT", "staging")])).expect_err("must fail");
+        assert_eq!(e.source_name, "CONFAB_ENVIRONMENT");
+        let e = Settings::from_env(env(&[("CONFAB_BCRYPT_COST", "2")])).expect_err("must fail");
+        assert_eq!(e.source_name, "CONFAB_BCRYPT_COST");
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_not_replaced() {
+        let vars = vec![(
+            OsString::from("CONFAB_REDIS_PREFIX"),
+            OsString::from_vec(vec![b'a', 0xff, b'b']),
+        )];
+        let e = Settings::from_env(vars).expect_err("must fail");
+        assert_eq!(e.source_name, "CONFAB_REDIS_PREFIX");
+        assert!(e.problem.contains("UTF-8"));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, b"redis_prefix = \"a\xffb\"\n").expect("write");
+        let e = Settings::from_env(env(&[("CONFAB_CONFIG", file.to_str().expect("utf8"))]))
+            .expect_err("must fail");
+        assert!(e.problem.contains("UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn file_errors_name_the_key_and_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "bcrypt_cost = \"high\"\n").expect("write");
+        let e = Settings::from_env(env(&[("CONFAB_CONFIG", file.to_str().expect("utf8"))]))
+            .expect_err("must fail");
+        assert!(
+            e.source_name.contains("bcrypt_cost") && e.source_name.contains("c.toml"),
+            "{e}"
+        );
+        let e = Settings::from_env(env(&[("CONFAB_CONFIG", "/nonexistent/confab.toml")]))
+            .expect_err("must fail");
+        assert!(e.source_name.contains("CONFAB_CONFIG"), "{e}");
+    }
+
+    #[test]
+    fn production_refuses_default_or_short_secret() {
+        let e = Settings::from_env(env(&[("CONFAB_ENVIRONMENT", "production")]))
+            .expect_err("default key");
+        assert_eq!(e.source_name, "CONFAB_SECRET_KEY");
+        let e = Settings::from_env(env(&[
+            ("CONFAB_ENVIRONMENT", "production"),
+            ("CONFAB_SECRET_KEY", "short"),
+        ]))
+        .expect_err("short key");
+        assert!(e.problem.contains("too short"));
+        let long = "x".repeat(48);
+        Settings::from_env(env(&[
+            ("CONFAB_ENVIRONMENT", "production"),
+            ("CONFAB_SECRET_KEY", &long),
+        ]))
+        .expect("a long key is accepted");
+    }
+
+    #[test]
+    fn bad_message_keys_are_refused() {
+        let e = Settings::from_env(env(&[("CONFAB_MESSAGE_KEYS", "k1:not-base64!")]))
+            .expect_err("must fail");
+        assert_eq!(e.source_name, "CONFAB_MESSAGE_KEYS");
+    }
+
+    #[test]
+    fn development_creates_a_key_file_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys/message-keys");
+        let s = Settings {
+            message_key_file: path.clone(),
+            ..Settings::default()
+        };
+        let first = s.message_keys().expect("created");
+        let second = s.message_keys().expect("read back");
+        assert_eq!(first.current_id(), second.current_id());
+        let sealed = first.seal(b"hello", b"aad").expect("seal");
+        assert_eq!(
+            second
+                .open(&sealed.key_id, &sealed.bytes, b"aad")
+                .expect("open"),
+            b"hello"
+        );
+        let prod = Settings {
+            environment: Environment::Production,
+            message_key_file: dir.path().join("none"),
+            ..s
+        };
+        assert!(
+            prod.message_keys().is_err(),
+            "production must not invent a key"
+        );
+    }
+}

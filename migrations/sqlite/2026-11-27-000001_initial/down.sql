@@ -1,0 +1,11 @@
+DROP TABLE audit_log;
+DROP TABLE attachments;
+DROP TABLE messages;
+DROP TABLE memberships;
+DROP TABLE rooms;
+DROP TABLE sessions;
+DROP TABLE user_permissions;
+DROP TABLE user_groups;
+DROP TABLE group_permissions;
+DROP TABLE auth_groups;
+DROP TABLE users;
