@@ -124,6 +124,25 @@ impl SessionKey {
     }
 }
 
+/// The session cookie's name. Over HTTPS it carries the `__Host-` prefix, which browsers
+/// accept only with `Secure`, `Path=/` and no `Domain` (OWASP ASVS 3.3).
+pub fn session_cookie_name(https: bool) -> &'static str {
+    if https {
+        "__Host-confab_session"
+    } else {
+        "confab_session"
+    }
+}
+
+/// 64 bytes for signing cookies, derived from the secret key, so http-app (which sets the
+/// session cookie) and ws-gateway (which checks it) agree without sharing anything else.
+pub fn cookie_key_material(secret: &SecretString) -> [u8; 64] {
+    let mut h = sha2::Sha512::new();
+    h.update(b"confab cookie signing key v1\0");
+    h.update(secret.expose_secret().as_bytes());
+    h.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

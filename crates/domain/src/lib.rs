@@ -2,6 +2,7 @@
 //! It knows nothing of HTTP or WebSockets; both services meet here.
 
 pub mod auth;
+pub mod bus;
 pub mod crypto;
 pub mod db;
 pub mod error;
@@ -13,3 +14,6 @@ pub mod settings;
 pub mod time;
 
 pub use error::{DomainError, Result};
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

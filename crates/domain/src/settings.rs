@@ -165,6 +165,15 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let key = self.secret_key.expose_secret();
+        if key.len() < MIN_SECRET_KEY_LEN && self.environment == Environment::Development {
+            return Err(ConfigError::var(
+                "secret_key",
+                format!(
+                    "too short ({} characters); it needs at least {MIN_SECRET_KEY_LEN}",
+                    key.len()
+                ),
+            ));
+        }
         if self.environment == Environment::Production {
             if key == DEV_SECRET_KEY {
                 return Err(ConfigError::var(
