@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod ids;
+pub mod metrics;
 pub mod model;
 pub mod permissions;
 pub mod repo;
