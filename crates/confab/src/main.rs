@@ -1,1 +1,8 @@
-fn main() {}
+//! `confab`: the operator's command. See `confab --help`.
+
+mod cli;
+mod commands;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -150,11 +150,21 @@ impl Db {
             })?;
         }
         let backend = url.backend;
+        let manager = Manager { url };
+        // One direct connection first: a wrong URL or a stopped server fails at once
+        // with the driver's own message, instead of after the pool's retries.
+        drop(
+            manager
+                .connect()
+                .map_err(|e| DomainError::Unavailable(e.to_string()))?,
+        );
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
-            .min_idle(Some(1))
+            // No idle minimum: r2d2 would refill it from a background thread, which can still
+            // be inside libpq when a short-lived process (the CLI) exits, and crash it.
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(10))
-            .build(Manager { url })
+            .build(manager)
             .map_err(|e| DomainError::Unavailable(e.to_string()))?;
         Ok(Db { pool, backend })
     }
