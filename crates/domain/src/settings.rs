@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 use std::{
     ffi::OsString,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
 };
 
@@ -65,6 +65,10 @@ pub struct Settings {
     pub https: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Peers whose `X-Forwarded-For` is believed (nginx on this host); anyone else's
+    /// address is taken from the connection itself.
+    #[serde(deserialize_with = "string_or_list_parsed")]
+    pub trusted_proxies: Vec<IpAddr>,
     pub log_format: LogFormat,
     pub max_frame_bytes: usize,
     pub max_message_chars: usize,
@@ -94,6 +98,10 @@ impl Default for Settings {
             https: false,
             tls_cert: None,
             tls_key: None,
+            trusted_proxies: vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ],
             log_format: LogFormat::Text,
             max_frame_bytes: 64 * 1024,
             max_message_chars: 4000,
@@ -383,10 +391,72 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
     })
 }
 
+fn string_or_list_parsed<'de, D: Deserializer<'de>, T: std::str::FromStr>(
+    d: D,
+) -> Result<Vec<T>, D::Error>
+where
+    T::Err: std::fmt::Display,
+{
+    string_or_list(d)?
+        .iter()
+        .map(|s| {
+            s.parse::<T>()
+                .map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
+        })
+        .collect()
+}
+
+impl Settings {
+    /// The client's address: the connection's peer, or the last `X-Forwarded-For` hop
+    /// when the peer is a trusted proxy (nginx sets the header to `$remote_addr`).
+    pub fn client_address(
+        &self,
+        peer: Option<IpAddr>,
+        forwarded_for: Option<&str>,
+    ) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.trusted_proxies.contains(&peer) {
+            return Some(peer);
+        }
+        forwarded_for
+            .and_then(|h| h.rsplit(',').next())
+            .and_then(|ip| ip.trim().parse().ok())
+            .or(Some(peer))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let s = Settings::default();
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(
+            s.client_address(Some(proxy), Some("198.51.100.7")),
+            Some("198.51.100.7".parse().unwrap())
+        );
+        assert_eq!(
+            s.client_address(Some(proxy), Some("1.1.1.1, 198.51.100.7")),
+            Some("198.51.100.7".parse().unwrap())
+        );
+        assert_eq!(
+            s.client_address(Some(stranger), Some("198.51.100.7")),
+            Some(stranger),
+            "spoofed header ignored"
+        );
+        assert_eq!(s.client_address(Some(proxy), Some("garbage")), Some(proxy));
+        assert_eq!(s.client_address(None, Some("198.51.100.7")), None);
+        let e = Settings::from_env(env(&[("CONFAB_TRUSTED_PROXIES", "10.0.0.1, nonsense")]))
+            .expect_err("bad address");
+        assert_eq!(e.source_name, "CONFAB_TRUSTED_PROXIES");
+        let s = Settings::from_env(env(&[("CONFAB_TRUSTED_PROXIES", "10.0.0.1,10.0.0.2")]))
+            .expect("valid");
+        assert_eq!(s.trusted_proxies.len(), 2);
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         pairs
