@@ -2,18 +2,24 @@
 
 use crate::commands;
 use clap::{Parser, Subcommand};
-use domain::{DomainError, settings::Settings};
+use domain::{
+    DomainError,
+    settings::{LogFormat, Settings},
+};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
 #[command(name = "confab", version, about = "Confab: self-hosted team chat", long_about = None)]
 pub struct Cli {
+    /// What to do; without one, `serve`.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run Confab: pages and WebSockets in one process (the embedded default).
+    Serve,
     /// Apply database migrations and create the public room `general`.
     Migrate,
     /// Create an administrator (superuser) account.
@@ -89,7 +95,6 @@ impl From<domain::settings::ConfigError> for CliError {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -99,18 +104,30 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs go to stderr; `RUST_LOG` filters. A server logs its requests, a one-off command
+/// only its warnings.
+fn init_logging(default_level: &str, format: LogFormat) {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
     let settings = Settings::load()?;
-    match cli.command {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let level = if matches!(command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(level, settings.log_format);
+    match command {
+        Command::Serve => commands::serve::run(settings),
         Command::Migrate => commands::db::migrate(&settings),
         Command::Createsuperuser(args) => commands::users::create(&settings, args, true, true),
         Command::Createuser { args, staff } => {

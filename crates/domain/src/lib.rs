@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod model;
 pub mod permissions;
 pub mod repo;
+pub mod service;
 pub mod settings;
 pub mod time;
 

@@ -5,6 +5,7 @@ pub mod check;
 pub mod db;
 pub mod keys;
 pub mod rooms;
+pub mod serve;
 pub mod users;
 
 use crate::cli::CliError;

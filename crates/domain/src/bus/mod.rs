@@ -7,6 +7,7 @@
 //! so a process only receives the rooms its own clients are in.
 
 pub mod memory;
+pub mod redis;
 
 use crate::ids::{MessageId, RoomId, SessionId, UserId};
 use serde::{Deserialize, Serialize};
@@ -183,6 +184,12 @@ pub trait Bus: Send + Sync + fmt::Debug {
     fn events(&self) -> broadcast::Receiver<Arc<Envelope>>;
     /// Is the bus reachable? For `/readyz`.
     async fn ping(&self) -> Result<(), BusError>;
+    /// Bumped each time the bus re-established its upstream subscriptions after losing
+    /// them: events published meanwhile were not delivered, so listeners re-read from the
+    /// database. `None` for a bus that cannot lose events this way (in-process).
+    fn resyncs(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 pub type SharedBus = Arc<dyn Bus>;

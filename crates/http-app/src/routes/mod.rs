@@ -1,0 +1,42 @@
+//! Routes, one module per resource.
+
+mod app;
+mod auth;
+mod devices;
+mod health;
+mod language;
+mod rooms;
+mod setup;
+
+use crate::error::AppError;
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    health::configure(cfg);
+    auth::configure(cfg);
+    setup::configure(cfg);
+    app::configure(cfg);
+    rooms::configure(cfg);
+    devices::configure(cfg);
+    language::configure(cfg);
+}
+
+pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}
+
+/// A translated, user-facing message for a validation error of `field`.
+pub(crate) fn invalid_field_key(e: &domain::DomainError) -> Option<&'static str> {
+    match e {
+        domain::DomainError::Invalid { field, .. } => Some(match *field {
+            "username" => "form-invalid-username",
+            "password" => "form-invalid-password",
+            "display_name" => "form-invalid-display-name",
+            "slug" => "form-invalid-slug",
+            "name" => "form-invalid-room-name",
+            "topic" => "form-invalid-topic",
+            _ => "form-invalid",
+        }),
+        _ => None,
+    }
+}

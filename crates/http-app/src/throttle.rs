@@ -1,0 +1,166 @@
+//! Sign-in throttling per account and per client address.
+//!
+//! Fixed windows counted in memory: after `max_failures` failed attempts inside `window`
+//! the key is refused until that window ends. The account key is the submitted name as
+//! typed (normalised), whether or not such a user exists, so being throttled reveals
+//! nothing about which accounts exist. State is per process: several http-app instances
+//! each allow their own budget, which bounds guessing by a small factor, not opens it.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+#[derive(Debug, Clone)]
+pub struct ThrottleLimits {
+    pub account_failures: u32,
+    pub address_failures: u32,
+    pub window: Duration,
+}
+
+impl Default for ThrottleLimits {
+    fn default() -> Self {
+        ThrottleLimits {
+            account_failures: 5,
+            address_failures: 30,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Account(String),
+    Address(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    started: Instant,
+    failures: u32,
+}
+
+/// Above this many tracked keys, expired windows are swept on the next failure.
+const SWEEP_ABOVE: usize = 10_000;
+
+#[derive(Debug)]
+pub struct Throttle {
+    limits: ThrottleLimits,
+    // std Mutex: the critical sections are a few map operations and never await.
+    windows: Mutex<HashMap<Key, Window>>,
+}
+
+impl Throttle {
+    pub fn new(limits: ThrottleLimits) -> Throttle {
+        Throttle {
+            limits,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn account_key(account: &str) -> Key {
+        Key::Account(account.trim().to_lowercase())
+    }
+
+    /// `Err(seconds)` when either the account or the address must wait.
+    pub fn check(&self, account: &str, address: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut wait = 0u64;
+        for (key, max) in [
+            (Self::account_key(account), self.limits.account_failures),
+            (
+                Key::Address(address.to_owned()),
+                self.limits.address_failures,
+            ),
+        ] {
+            if let Some(w) = windows.get(&key) {
+                let ends = w.started + self.limits.window;
+                if w.failures >= max && ends > now {
+                    // Round up so "Retry-After: 0" never tells a client to retry at once.
+                    let secs = (ends - now).as_millis().div_ceil(1000) as u64;
+                    wait = wait.max(secs.max(1));
+                }
+            }
+        }
+        if wait > 0 { Err(wait) } else { Ok(()) }
+    }
+
+    pub fn record_failure(&self, account: &str, address: &str) {
+        let now = Instant::now();
+        let window = self.limits.window;
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if windows.len() > SWEEP_ABOVE {
+            windows.retain(|_, w| w.started + window > now);
+        }
+        for key in [Self::account_key(account), Key::Address(address.to_owned())] {
+            let w = windows.entry(key).or_insert(Window {
+                started: now,
+                failures: 0,
+            });
+            if w.started + window <= now {
+                *w = Window {
+                    started: now,
+                    failures: 0,
+                };
+            }
+            w.failures = w.failures.saturating_add(1);
+        }
+    }
+
+    /// A successful sign-in clears the account's failures (not the address's).
+    pub fn record_success(&self, account: &str) {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        windows.remove(&Self::account_key(account));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(account: u32, address: u32, window_ms: u64) -> ThrottleLimits {
+        ThrottleLimits {
+            account_failures: account,
+            address_failures: address,
+            window: Duration::from_millis(window_ms),
+        }
+    }
+
+    #[test]
+    fn blocks_an_account_after_its_limit_whatever_the_case() {
+        let t = Throttle::new(limits(2, 100, 60_000));
+        t.record_failure("Alice", "1.1.1.1");
+        assert!(t.check("alice", "2.2.2.2").is_ok());
+        t.record_failure("alice ", "2.2.2.2");
+        let wait = t.check("ALICE", "3.3.3.3").expect_err("blocked");
+        assert!((1..=60).contains(&wait));
+        assert!(
+            t.check("bob", "3.3.3.3").is_ok(),
+            "other accounts are not affected"
+        );
+    }
+
+    #[test]
+    fn blocks_an_address_across_accounts() {
+        let t = Throttle::new(limits(100, 3, 60_000));
+        for name in ["a", "b", "c"] {
+            t.record_failure(name, "9.9.9.9");
+        }
+        assert!(t.check("d", "9.9.9.9").is_err());
+        assert!(t.check("d", "8.8.8.8").is_ok());
+    }
+
+    #[test]
+    fn success_clears_the_account_and_windows_expire() {
+        let t = Throttle::new(limits(1, 100, 50));
+        t.record_failure("a", "x");
+        assert!(t.check("a", "y").is_err());
+        t.record_success("a");
+        assert!(t.check("a", "y").is_ok());
+        t.record_failure("b", "x");
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(t.check("b", "y").is_ok(), "the window ended");
+    }
+}

@@ -1,0 +1,14 @@
+//! http-app over real HTTP: a real server on port 0, a real database (SQLite and
+//! PostgreSQL), the in-process bus, and a cookie-keeping client.
+
+mod helpers;
+
+mod auth;
+mod contract;
+mod devices;
+mod health;
+mod i18n;
+mod pages;
+mod rooms;
+mod security;
+mod setup;

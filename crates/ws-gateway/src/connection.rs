@@ -1,0 +1,1142 @@
+//! One socket's task, written over a `Stream` of [`Inbound`] frames and a `Sink` of
+//! [`Outbound`] frames, so it runs the same over actix-ws and over plain channels in
+//! tests.
+//!
+//! Guarantees:
+//! - Frames from one client are handled one at a time, in order: a `send` is committed
+//!   and its `ack` queued before the next frame is read, and before its fan-out.
+//! - Every frame is authorised through `domain::permissions`.
+//! - The socket ends with a close frame saying why: 1000 (client left), 1008 (too slow,
+//!   flooding), 1009 (frame too large), 1012 (server restarting), 1013 (try again later),
+//!   4001 (session ended). A dead peer (no traffic for two ping intervals) is dropped.
+//! - Errors never panic the task; they become `error` frames or a close.
+
+use crate::{
+    Core,
+    hub::{Bucket, CloseFrame, ConnId, ConnInfo, Outbound, close},
+    protocol::{self, ClientFrame, ErrorCode, ServerFrame, wire_message},
+};
+use domain::{
+    DomainError,
+    auth::SessionKey,
+    bus::{Event, MembershipChange, PresenceStatus, Topic, WireUser},
+    ids::{MessageId, RoomId, SessionId},
+    model::{MessageKind, Room, RoomRole, User},
+    permissions::{self, Action},
+    repo::{self, Page},
+};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+use tokio::{sync::mpsc, time::Instant};
+
+/// A frame from the client, independent of the WebSocket library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    Text(String),
+    Binary,
+    Ping(Vec<u8>),
+    Pong,
+    Close,
+    /// A frame (after joining continuations) above the size limit.
+    TooLarge,
+    /// The transport failed or the peer broke the protocol.
+    Broken(String),
+}
+
+/// The authenticated owner of a socket.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user: User,
+    pub session_id: SessionId,
+    pub session_key: SessionKey,
+}
+
+/// How many frames a client may have refused for flooding before it is disconnected.
+const MAX_VIOLATIONS: u32 = 200;
+/// Messages per `joined` page after `since`.
+const CATCH_UP_PAGE: i64 = 200;
+/// Messages in a `joined` reply without `since`, and per `history` page.
+const RECENT_PAGE: i64 = 50;
+/// How long the final flush and close frame may take before the socket is just dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why a frame was refused.
+#[derive(Debug)]
+struct Refusal {
+    code: ErrorCode,
+    message: String,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DomainError> for Refusal {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::NotFound => Refusal::new(ErrorCode::NotFound, "no such room"),
+            DomainError::Forbidden => Refusal::new(ErrorCode::Forbidden, "not allowed"),
+            DomainError::Invalid { field, reason } => {
+                Refusal::new(ErrorCode::BadRequest, format!("{field}: {reason}"))
+            }
+            DomainError::Conflict(why) => Refusal::new(ErrorCode::BadRequest, why),
+            other => {
+                tracing::error!(error = %other, "request failed");
+                Refusal::new(ErrorCode::Unavailable, "temporarily unavailable")
+            }
+        }
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+enum End {
+    /// The client closed or vanished: answer with a normal close if possible.
+    Client,
+    Close(CloseFrame),
+}
+
+/// Cuts the transport when a close cannot be delivered (a peer that stopped reading).
+pub type Cut = Box<dyn FnOnce() + Send>;
+
+/// Runs one socket until it ends. Never panics on bad input. `cut`, if given, is called
+/// when the final flush and close frame do not go through within a second, to drop the
+/// connection underneath a peer that stopped reading.
+pub async fn run<S, K>(
+    core: Arc<Core>,
+    identity: Identity,
+    mut incoming: S,
+    mut sink: K,
+    cut: Option<Cut>,
+) where
+    S: Stream<Item = Inbound> + Unpin,
+    K: Sink<Outbound> + Unpin,
+{
+    let info = ConnInfo {
+        user_id: identity.user.id,
+        username: identity.user.username.clone(),
+        session_id: identity.session_id,
+    };
+    let Some(attached) = core.hub.register(info.clone()) else {
+        let _ = sink
+            .send(Outbound::Close(CloseFrame::new(
+                close::RESTART,
+                "server restarting",
+            )))
+            .await;
+        return;
+    };
+    // Counted by the bus whatever the outcome; the registration's Drop releases it.
+    if let Err(e) = core.hub.bus().subscribe(Topic::User(info.user_id)).await {
+        tracing::warn!(error = %e, "could not subscribe to account events");
+    }
+    if attached.first_for_user {
+        match core.presence.online(info.user_id).await {
+            Ok(true) => {
+                core.hub
+                    .publish_presence(&info, PresenceStatus::Online)
+                    .await
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "presence update failed"),
+        }
+    }
+    let crate::hub::Attached {
+        registration,
+        id,
+        mut outbound,
+        tx,
+        mut kicked,
+        ..
+    } = attached;
+    let mut conn = Connection {
+        frames: Bucket::new(core.config.frames_per_sec, core.config.frames_burst),
+        sends: Bucket::new(core.config.sends_per_sec, core.config.sends_burst),
+        core: core.clone(),
+        identity,
+        id,
+        tx,
+        violations: 0,
+    };
+    let online = online_usernames(&core).await;
+    conn.send(ServerFrame::Hello {
+        protocol: 1,
+        user: WireUser {
+            username: conn.identity.user.username.clone(),
+            display_name: conn.identity.user.display_name.clone(),
+        },
+        online,
+    });
+    let ping_every = core.config.ping_interval;
+    // Milliseconds since `born` when the peer was last heard from (atomic, not a Cell,
+    // so the task stays `Send`).
+    let born = Instant::now();
+    let last_heard = AtomicU64::new(0);
+    let heard = || last_heard.store(born.elapsed().as_millis() as u64, Ordering::Relaxed);
+    let end = {
+        let writer = async {
+            let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+            loop {
+                tokio::select! {
+                    out = outbound.recv() => {
+                        let Some(out) = out else { return End::Client };
+                        if sink.send(out).await.is_err() {
+                            return End::Client;
+                        }
+                    }
+                    _ = ping.tick() => {
+                        let silent = born.elapsed().saturating_sub(Duration::from_millis(last_heard.load(Ordering::Relaxed)));
+                        if silent > ping_every * 2 {
+                            return End::Close(CloseFrame::new(close::POLICY, "no answer to pings"));
+                        }
+                        if sink.send(Outbound::Ping(Vec::new())).await.is_err() {
+                            return End::Client;
+                        }
+                    }
+                }
+            }
+        };
+        let reader = async {
+            let every = core.config.revalidate_interval;
+            let mut revalidate = tokio::time::interval_at(Instant::now() + every, every);
+            loop {
+                tokio::select! {
+                    frame = incoming.next() => {
+                        let Some(frame) = frame else { return End::Client };
+                        heard();
+                        if let Some(end) = conn.on_frame(frame).await {
+                            return end;
+                        }
+                    }
+                    _ = revalidate.tick() => {
+                        if !conn.session_is_live().await {
+                            return End::Close(CloseFrame::new(close::SESSION_ENDED, "session ended"));
+                        }
+                    }
+                }
+            }
+        };
+        let kick = async {
+            match kicked.wait_for(Option::is_some).await {
+                Ok(frame) => frame.clone(),
+                Err(_) => None,
+            }
+        };
+        tokio::pin!(writer, reader, kick);
+        tokio::select! {
+            end = &mut writer => end,
+            end = &mut reader => end,
+            frame = &mut kick => frame.map_or(End::Client, End::Close),
+        }
+    };
+    // Replies already queued (an error frame before a close, the last acks) go first;
+    // a peer that does not read gets at most CLOSE_TIMEOUT.
+    let frame = match end {
+        End::Client => CloseFrame::new(close::NORMAL, ""),
+        End::Close(frame) => frame,
+    };
+    tracing::debug!(conn_id = id, code = frame.code, reason = %frame.reason, "socket closing");
+    let finish = async {
+        while let Ok(out) = outbound.try_recv() {
+            if sink.send(out).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(Outbound::Close(frame)).await;
+        let _ = sink.close().await;
+    };
+    if tokio::time::timeout(CLOSE_TIMEOUT, finish).await.is_err()
+        && let Some(cut) = cut
+    {
+        tracing::debug!(conn_id = id, "peer not reading; cutting the connection");
+        cut();
+    }
+    drop(registration);
+}
+
+/// At most this many names in the `hello` snapshot.
+const ONLINE_SNAPSHOT_MAX: usize = 1000;
+
+/// The presence snapshot for `hello`; empty (and logged) if it cannot be had.
+async fn online_usernames(core: &Core) -> Vec<String> {
+    let ids = match core.presence.online_users(core.hub.local_users()).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e, "presence snapshot failed");
+            return Vec::new();
+        }
+    };
+    core.db
+        .run(move |c| {
+            Ok(ids
+                .into_iter()
+                .take(ONLINE_SNAPSHOT_MAX)
+                .filter_map(|id| repo::user::find(c, id).ok())
+                .filter(|u| u.is_active)
+                .map(|u| u.username)
+                .collect())
+        })
+        .await
+        .unwrap_or_default()
+}
+
+struct Connection {
+    core: Arc<Core>,
+    identity: Identity,
+    id: ConnId,
+    tx: mpsc::Sender<Outbound>,
+    frames: Bucket,
+    sends: Bucket,
+    violations: u32,
+}
+
+impl Connection {
+    /// Queues a reply. A client that lets its queue fill is not reading: disconnect it.
+    fn send(&self, frame: ServerFrame) {
+        match self.tx.try_send(Outbound::Text(frame.to_text())) {
+            Ok(()) => metrics::counter!("confab_ws_frames_out_total").increment(1),
+            Err(mpsc::error::TrySendError::Full(_)) => self.core.hub.kick(
+                self.id,
+                CloseFrame::new(close::POLICY, "too slow: outbound queue full"),
+            ),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn refuse(&self, reference: Option<String>, r: Refusal) {
+        self.send(ServerFrame::Error {
+            code: r.code,
+            reference,
+            message: Some(r.message),
+        });
+    }
+
+    async fn on_frame(&mut self, frame: Inbound) -> Option<End> {
+        match frame {
+            Inbound::Text(text) => {
+                metrics::counter!("confab_ws_frames_in_total").increment(1);
+                self.on_text(&text).await
+            }
+            Inbound::Binary => {
+                metrics::counter!("confab_ws_frames_in_total").increment(1);
+                self.refuse(
+                    None,
+                    Refusal::new(ErrorCode::BadRequest, "frames are JSON text"),
+                );
+                None
+            }
+            Inbound::Ping(payload) => {
+                let _ = self.tx.try_send(Outbound::Pong(payload));
+                None
+            }
+            Inbound::Pong => None,
+            Inbound::Close => Some(End::Client),
+            Inbound::TooLarge => {
+                self.refuse(
+                    None,
+                    Refusal::new(
+                        ErrorCode::TooLarge,
+                        format!("frames are limited to {} bytes", self.core.max_frame_bytes),
+                    ),
+                );
+                Some(End::Close(CloseFrame::new(
+                    close::TOO_BIG,
+                    "frame too large",
+                )))
+            }
+            Inbound::Broken(why) => {
+                tracing::debug!(conn_id = self.id, %why, "socket broken");
+                Some(End::Close(CloseFrame::new(close::POLICY, "protocol error")))
+            }
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Option<End> {
+        let parsed = protocol::parse(text);
+        // Every frame counts against the rate, valid or not: garbage floods too.
+        if !self.frames.take() {
+            let reference = match &parsed {
+                Ok(frame) => frame.client_ref(),
+                Err(e) => e.reference.clone(),
+            };
+            self.refuse(
+                reference,
+                Refusal::new(ErrorCode::RateLimited, "too many frames; slow down"),
+            );
+            return self.count_violation();
+        }
+        let frame = match parsed {
+            Ok(frame) => frame,
+            Err(e) => {
+                self.refuse(e.reference, Refusal::new(e.code, e.message));
+                return self.count_violation();
+            }
+        };
+        let reference = frame.client_ref();
+        let kind = frame.kind();
+        if let Err(r) = self.dispatch(frame).await {
+            tracing::debug!(conn_id = self.id, kind, code = ?r.code, "frame refused");
+            self.refuse(reference, r);
+        }
+        None
+    }
+
+    fn count_violation(&mut self) -> Option<End> {
+        self.violations += 1;
+        (self.violations > MAX_VIOLATIONS).then(|| {
+            End::Close(CloseFrame::new(
+                close::POLICY,
+                "too many bad or excess frames",
+            ))
+        })
+    }
+
+    async fn dispatch(&mut self, frame: ClientFrame) -> Result<(), Refusal> {
+        match frame {
+            ClientFrame::Join { room, since } => self.join(room, since).await,
+            ClientFrame::Leave { room } => self.leave(room).await,
+            ClientFrame::Send {
+                room,
+                body,
+                client_id,
+            } => self.post(room, body, client_id).await,
+            ClientFrame::Typing { room } => self.typing(room).await,
+            ClientFrame::Read { room, id } => self.read(room, id).await,
+            ClientFrame::History { room, before } => self.history(room, before).await,
+        }
+    }
+
+    /// Loads a room by slug and checks `action` for this user, in one blocking call.
+    async fn room_for(&self, slug: String, action: Action) -> Result<Room, Refusal> {
+        let user = self.identity.user.clone();
+        self.core
+            .db
+            .run(move |c| {
+                let room = repo::room::find_by_slug(c, &slug)?.ok_or(DomainError::NotFound)?;
+                if !permissions::can(c, &user, action, Some(&room))? {
+                    return Err(DomainError::Forbidden);
+                }
+                Ok(room)
+            })
+            .await
+            .map_err(Refusal::from)
+    }
+
+    async fn publish(&self, topic: Topic, event: Event) {
+        if let Err(e) = self.core.hub.bus().publish(topic, &event).await {
+            // Stored already; other sockets catch up from the database.
+            tracing::warn!(error = %e, "bus publish failed");
+        }
+    }
+
+    async fn join(&mut self, slug: String, since: Option<MessageId>) -> Result<(), Refusal> {
+        let user = self.identity.user.clone();
+        let (room, role, added) = self
+            .core
+            .db
+            .run(move |c| {
+                let room = repo::room::find_by_slug(c, &slug)?.ok_or(DomainError::NotFound)?;
+                let subject = permissions::subject(c, user.clone())?;
+                let role = repo::room::membership(c, room.id, user.id)?.map(|m| m.role);
+                if !permissions::decide(&subject, Action::ReadRoom, Some((&room, role))) {
+                    return Err(DomainError::Forbidden);
+                }
+                match role {
+                    Some(role) => Ok((room, role, false)),
+                    None => {
+                        // Opening a public room makes one a member, like a public channel.
+                        if !permissions::decide(&subject, Action::JoinRoom, Some((&room, None))) {
+                            return Err(DomainError::Forbidden);
+                        }
+                        repo::room::add_member(c, room.id, user.id, RoomRole::Member)?;
+                        Ok((room, RoomRole::Member, true))
+                    }
+                }
+            })
+            .await?;
+        if added {
+            self.publish(
+                Topic::Room(room.id),
+                Event::Membership {
+                    room_id: room.id,
+                    room: room.slug.clone(),
+                    user_id: self.identity.user.id,
+                    change: MembershipChange::Joined,
+                },
+            )
+            .await;
+        }
+        let hub = &self.core.hub;
+        // Follow the room (buffering) and have the bus confirm the subscription before
+        // reading the database: whatever commits after the read arrives on the bus.
+        if hub.begin_join(self.id, room.id, &room.slug)
+            && let Err(e) = hub.bus().subscribe(Topic::Room(room.id)).await
+        {
+            self.abandon(room.id).await;
+            tracing::warn!(error = %e, "room subscription failed");
+            return Err(Refusal::new(ErrorCode::Unavailable, "try again shortly"));
+        }
+        let keys = self.core.keys.clone();
+        let room_id = room.id;
+        let (page, limit) = match since {
+            Some(s) => (Page::After(s.0), CATCH_UP_PAGE),
+            None => (Page::Latest, RECENT_PAGE),
+        };
+        let loaded = self
+            .core
+            .db
+            .run(move |c| repo::message::history(c, &keys, room_id, page, limit))
+            .await;
+        let page = match loaded {
+            Ok(page) => page,
+            Err(e) => {
+                self.abandon(room.id).await;
+                return Err(e.into());
+            }
+        };
+        let messages: Vec<_> = page
+            .messages
+            .iter()
+            .map(|m| wire_message(&room.slug, m))
+            .collect();
+        let upto = messages.last().map(|m| m.id).or(since);
+        let more = since.is_some() && page.more;
+        let joined = ServerFrame::Joined {
+            room: room.slug.clone(),
+            role: role.as_str().to_owned(),
+            messages,
+            more,
+            older: since.is_none() && page.more,
+        };
+        hub.finish_join(self.id, room.id, joined.to_text(), upto, !more);
+        Ok(())
+    }
+
+    /// Undoes a half-done join.
+    async fn abandon(&self, room: RoomId) {
+        if self.core.hub.leave(self.id, room) {
+            let _ = self.core.hub.bus().unsubscribe(Topic::Room(room)).await;
+        }
+    }
+
+    async fn leave(&mut self, slug: String) -> Result<(), Refusal> {
+        let room = self
+            .core
+            .db
+            .run(move |c| repo::room::find_by_slug(c, &slug)?.ok_or(DomainError::NotFound))
+            .await?;
+        self.abandon(room.id).await;
+        self.send(ServerFrame::Left { room: room.slug });
+        Ok(())
+    }
+
+    async fn post(&mut self, slug: String, body: String, client_id: String) -> Result<(), Refusal> {
+        let max = self.core.max_message_chars;
+        if body.chars().count() > max {
+            return Err(Refusal::new(
+                ErrorCode::TooLarge,
+                format!("messages are limited to {max} characters"),
+            ));
+        }
+        if !self.sends.take() || !self.core.hub.take_user_send(self.identity.user.id) {
+            return Err(Refusal::new(
+                ErrorCode::RateLimited,
+                "sending too fast; slow down",
+            ));
+        }
+        let user = self.identity.user.clone();
+        let keys = self.core.keys.clone();
+        let (room, posted) = self
+            .core
+            .db
+            .run(move |c| {
+                let room = repo::room::find_by_slug(c, &slug)?.ok_or(DomainError::NotFound)?;
+                if !permissions::can(c, &user, Action::PostMessage, Some(&room))? {
+                    return Err(DomainError::Forbidden);
+                }
+                let posted = repo::message::post(
+                    c,
+                    &keys,
+                    &repo::message::NewMessage {
+                        room_id: room.id,
+                        author_id: Some(user.id),
+                        kind: MessageKind::Text,
+                        body,
+                        client_id: Some(client_id),
+                    },
+                    max,
+                )?;
+                Ok((room, posted))
+            })
+            .await?;
+        let message = wire_message(&room.slug, &posted.message);
+        self.send(ServerFrame::Ack {
+            client_id: message.client_id.clone().unwrap_or_default(),
+            id: message.id,
+            ts: message.ts,
+        });
+        if posted.created {
+            metrics::counter!("confab_ws_messages_total").increment(1);
+            self.publish(
+                Topic::Room(room.id),
+                Event::Message {
+                    room_id: room.id,
+                    message,
+                },
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    async fn typing(&mut self, slug: String) -> Result<(), Refusal> {
+        let room = self.room_for(slug, Action::PostMessage).await?;
+        let user = &self.identity.user;
+        self.publish(
+            Topic::Room(room.id),
+            Event::Typing {
+                room_id: room.id,
+                room: room.slug,
+                user: WireUser {
+                    username: user.username.clone(),
+                    display_name: user.display_name.clone(),
+                },
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn read(&mut self, slug: String, id: MessageId) -> Result<(), Refusal> {
+        let user = self.identity.user.id;
+        let room = self
+            .core
+            .db
+            .run(move |c| {
+                let room = repo::room::find_by_slug(c, &slug)?.ok_or(DomainError::NotFound)?;
+                // A read marker lives on a membership: only members have one.
+                if repo::room::membership(c, room.id, user)?.is_none() {
+                    return Err(DomainError::Forbidden);
+                }
+                repo::room::mark_read(c, room.id, user, id)?;
+                Ok(room)
+            })
+            .await?;
+        self.publish(
+            Topic::User(user),
+            Event::Read {
+                room_id: room.id,
+                room: room.slug,
+                user_id: user,
+                id,
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn history(&mut self, slug: String, before: Option<MessageId>) -> Result<(), Refusal> {
+        let room = self.room_for(slug, Action::ReadRoom).await?;
+        let keys = self.core.keys.clone();
+        let room_id = room.id;
+        let page = before.map_or(Page::Latest, |b| Page::Before(b.0));
+        let page = self
+            .core
+            .db
+            .run(move |c| repo::message::history(c, &keys, room_id, page, RECENT_PAGE))
+            .await?;
+        self.send(ServerFrame::History {
+            messages: page
+                .messages
+                .iter()
+                .map(|m| wire_message(&room.slug, m))
+                .collect(),
+            room: room.slug,
+            more: page.more,
+        });
+        Ok(())
+    }
+
+    async fn session_is_live(&self) -> bool {
+        let key = self.identity.session_key.clone();
+        match self
+            .core
+            .db
+            .run(move |c| repo::session::find_live(c, &key))
+            .await
+        {
+            Ok(found) => found.is_some(),
+            // An unreachable database is not a revocation.
+            Err(_) => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Deps, Gateway, GatewayConfig};
+    use domain::{
+        bus::{Bus, memory::MemoryBus},
+        db::Backend,
+        model::RoomKind,
+        repo::{room::NewRoom, session::Lifetimes, user::NewUser},
+        testing::{TestDb, settings},
+    };
+    use futures_util::{sink, stream};
+    use serde_json::Value;
+
+    struct Harness {
+        _db: TestDb,
+        gateway: Gateway,
+        bus: Arc<MemoryBus>,
+    }
+
+    struct Client {
+        to: mpsc::UnboundedSender<Inbound>,
+        from: mpsc::UnboundedReceiver<Outbound>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Client {
+        fn send(&self, json: &str) {
+            self.to
+                .send(Inbound::Text(json.to_owned()))
+                .expect("task alive");
+        }
+
+        /// The next text frame as JSON (pings and incidental presence and membership
+        /// notices skipped).
+        async fn next(&mut self) -> Value {
+            loop {
+                let out = tokio::time::timeout(Duration::from_secs(5), self.from.recv())
+                    .await
+                    .expect("a frame within 5 s")
+                    .expect("socket open");
+                match out {
+                    Outbound::Text(t) => {
+                        let v: Value = serde_json::from_str(&t).expect("json");
+                        if v["type"] != "presence" && v["type"] != "membership" {
+                            return v;
+                        }
+                    }
+                    Outbound::Close(c) => panic!("closed: {c:?}"),
+                    _ => {}
+                }
+            }
+        }
+
+        async fn close_frame(&mut self) -> CloseFrame {
+            loop {
+                let out = tokio::time::timeout(Duration::from_secs(5), self.from.recv())
+                    .await
+                    .expect("a frame within 5 s")
+                    .expect("a close frame before the end");
+                if let Outbound::Close(c) = out {
+                    return c;
+                }
+            }
+        }
+    }
+
+    async fn harness() -> Harness {
+        let db = TestDb::new(Backend::Sqlite);
+        let s = settings(&db.url);
+        let bus = Arc::new(MemoryBus::new());
+        let keys = s.message_keys().expect("keys");
+        let deps = Deps::in_process(db.db.clone(), bus.clone(), keys).with_config(GatewayConfig {
+            sends_burst: 3.0,
+            sends_per_sec: 0.5,
+            ..GatewayConfig::default()
+        });
+        let gateway = Gateway::start(&s, deps).await.expect("gateway");
+        Harness {
+            _db: db,
+            gateway,
+            bus,
+        }
+    }
+
+    impl Harness {
+        async fn user(&self, name: &str) -> Identity {
+            let name = name.to_owned();
+            self.gateway
+                .core
+                .db
+                .run(move |c| {
+                    let user = repo::user::create(
+                        c,
+                        &NewUser {
+                            username: name,
+                            display_name: String::new(),
+                            password: "correct horse battery".into(),
+                            is_staff: false,
+                            is_superuser: false,
+                        },
+                        4,
+                    )?;
+                    let (key, session) = repo::session::create(
+                        c,
+                        user.id,
+                        "test",
+                        "127.0.0.1",
+                        "",
+                        Lifetimes {
+                            idle_secs: 3600,
+                            absolute_secs: 7200,
+                        },
+                    )?;
+                    Ok(Identity {
+                        user,
+                        session_id: session.id,
+                        session_key: key,
+                    })
+                })
+                .await
+                .expect("user")
+        }
+
+        async fn room(&self, slug: &str, kind: RoomKind, owner: Option<&Identity>) -> Room {
+            let new = NewRoom {
+                slug: slug.into(),
+                name: String::new(),
+                topic: String::new(),
+                kind,
+                created_by: owner.map(|o| o.user.id),
+            };
+            self.gateway
+                .core
+                .db
+                .run(move |c| repo::room::create(c, &new))
+                .await
+                .expect("room")
+        }
+
+        async fn connect(&self, who: &Identity) -> Client {
+            let (to, rx) = mpsc::unbounded_channel::<Inbound>();
+            let (tx, from) = mpsc::unbounded_channel::<Outbound>();
+            let mut rx = rx;
+            let incoming = stream::poll_fn(move |cx| rx.poll_recv(cx));
+            let out = sink::unfold(tx, |tx, item: Outbound| async move {
+                tx.send(item).map_err(|_| ())?;
+                Ok::<_, ()>(tx)
+            });
+            let task = tokio::spawn(run(
+                self.gateway.core.clone(),
+                who.clone(),
+                Box::pin(incoming),
+                Box::pin(out),
+                None,
+            ));
+            let mut c = Client { to, from, task };
+            assert_eq!(c.next().await["type"], "hello");
+            c
+        }
+    }
+
+    #[tokio::test]
+    async fn send_is_acked_then_fanned_out_once_and_resends_are_idempotent() {
+        let h = harness().await;
+        let ann = h.user("ann").await;
+        let bob = h.user("bob").await;
+        h.room("lobby", RoomKind::Public, None).await;
+        let mut a = h.connect(&ann).await;
+        let mut b = h.connect(&bob).await;
+        for c in [&a, &b] {
+            c.send(r#"{"type":"join","room":"lobby"}"#);
+        }
+        let joined = a.next().await;
+        assert_eq!(joined["type"], "joined");
+        assert_eq!(
+            joined["role"], "member",
+            "joining a public room makes a member"
+        );
+        assert_eq!(b.next().await["type"], "joined");
+        a.send(r#"{"type":"send","room":"lobby","body":"hello","client_id":"c1"}"#);
+        let ack = a.next().await;
+        assert_eq!(ack["type"], "ack");
+        assert_eq!(ack["client_id"], "c1");
+        let echo = a.next().await;
+        assert_eq!(echo["type"], "message");
+        assert_eq!(echo["id"], ack["id"]);
+        let got = b.next().await;
+        assert_eq!(got["type"], "message");
+        assert_eq!(got["body"], "hello");
+        assert_eq!(got["author"]["username"], "ann");
+        // The same client_id again: same id, nothing new for anyone.
+        a.send(r#"{"type":"send","room":"lobby","body":"hello","client_id":"c1"}"#);
+        let again = a.next().await;
+        assert_eq!(again["type"], "ack");
+        assert_eq!(again["id"], ack["id"]);
+        a.send(r#"{"type":"send","room":"lobby","body":"second","client_id":"c2"}"#);
+        assert_eq!(a.next().await["type"], "ack");
+        assert_eq!(a.next().await["body"], "second");
+        assert_eq!(
+            b.next().await["body"],
+            "second",
+            "no duplicate of the first"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_frames_get_error_codes_and_the_socket_stays_open() {
+        let h = harness().await;
+        let ann = h.user("ann").await;
+        let owner = h.user("olga").await;
+        h.room("secret", RoomKind::Private, Some(&owner)).await;
+        h.room("lobby", RoomKind::Public, None).await;
+        let mut a = h.connect(&ann).await;
+        for (frame, code) in [
+            ("{nope", "bad_request"),
+            (r#"{"type":"dance"}"#, "bad_request"),
+            (r#"{"type":"join"}"#, "bad_request"),
+            (r#"{"type":"join","room":"secret"}"#, "forbidden"),
+            (r#"{"type":"join","room":"missing"}"#, "not_found"),
+            (
+                r#"{"type":"send","room":"secret","body":"x","client_id":"k1"}"#,
+                "forbidden",
+            ),
+            (r#"{"type":"history","room":"secret"}"#, "forbidden"),
+        ] {
+            a.send(frame);
+            let e = a.next().await;
+            assert_eq!(e["type"], "error", "{frame}");
+            assert_eq!(e["code"], code, "{frame}");
+        }
+        a.send(r#"{"type":"send","room":"secret","body":"x","client_id":"k9"}"#);
+        assert_eq!(a.next().await["ref"], "k9");
+        a.send(&format!(
+            r#"{{"type":"send","room":"lobby","body":"{}","client_id":"big"}}"#,
+            "x".repeat(5000)
+        ));
+        assert_eq!(a.next().await["code"], "too_large");
+        a.send(r#"{"type":"join","room":"lobby"}"#);
+        assert_eq!(a.next().await["type"], "joined", "still serving");
+    }
+
+    #[tokio::test]
+    async fn read_only_members_cannot_send_and_senders_are_rate_limited() {
+        let h = harness().await;
+        let owner = h.user("olga").await;
+        let ro = h.user("rita").await;
+        let room = h.room("news", RoomKind::Private, Some(&owner)).await;
+        let (rid, uid) = (room.id, ro.user.id);
+        h.gateway
+            .core
+            .db
+            .run(move |c| repo::room::add_member(c, rid, uid, RoomRole::ReadOnly))
+            .await
+            .expect("member");
+        let mut r = h.connect(&ro).await;
+        r.send(r#"{"type":"join","room":"news"}"#);
+        assert_eq!(r.next().await["role"], "readonly");
+        r.send(r#"{"type":"send","room":"news","body":"hi","client_id":"r1"}"#);
+        assert_eq!(r.next().await["code"], "forbidden");
+        let mut o = h.connect(&owner).await;
+        let mut codes = Vec::new();
+        for i in 0..6 {
+            o.send(&format!(
+                r#"{{"type":"send","room":"news","body":"m{i}","client_id":"o{i}"}}"#
+            ));
+            let f = o.next().await;
+            codes.push(
+                f["code"]
+                    .as_str()
+                    .unwrap_or(f["type"].as_str().unwrap_or(""))
+                    .to_owned(),
+            );
+        }
+        assert_eq!(&codes[..3], ["ack", "ack", "ack"]);
+        assert!(codes[3..].iter().all(|c| c == "rate_limited"), "{codes:?}");
+    }
+
+    #[tokio::test]
+    async fn oversize_frames_close_with_1009_after_an_error() {
+        let h = harness().await;
+        let ann = h.user("ann").await;
+        let mut a = h.connect(&ann).await;
+        a.to.send(Inbound::TooLarge).expect("alive");
+        assert_eq!(a.next().await["code"], "too_large");
+        assert_eq!(a.close_frame().await.code, close::TOO_BIG);
+        a.task.await.expect("task ends cleanly");
+        assert_eq!(h.gateway.connections(), 0);
+    }
+
+    #[tokio::test]
+    async fn revocation_on_the_bus_closes_only_that_session_with_4001() {
+        let h = harness().await;
+        let ann = h.user("ann").await;
+        let mut a = h.connect(&ann).await;
+        h.bus
+            .publish(
+                Topic::User(ann.user.id),
+                &Event::SessionsRevoked {
+                    user_id: ann.user.id,
+                    session_ids: vec![ann.session_id],
+                    reason: "signed out".into(),
+                },
+            )
+            .await
+            .expect("publish");
+        let closed = a.close_frame().await;
+        assert_eq!(closed.code, close::SESSION_ENDED);
+        assert!(closed.reason.contains("signed out"));
+    }
+
+    #[tokio::test]
+    async fn catch_up_is_paged_and_live_messages_follow_without_gaps_or_repeats() {
+        let h = harness().await;
+        let ann = h.user("ann").await;
+        let lobby = h.room("lobby", RoomKind::Public, None).await;
+        let (rid, uid) = (lobby.id, ann.user.id);
+        let keys = h.gateway.core.keys.clone();
+        let ids: Vec<i64> = h
+            .gateway
+            .core
+            .db
+            .run(move |c| {
+                (0..250)
+                    .map(|i| {
+                        let new = repo::message::NewMessage {
+                            room_id: rid,
+                            author_id: Some(uid),
+                            kind: MessageKind::Text,
+                            body: format!("m{i}"),
+                            client_id: None,
+                        };
+                        repo::message::post(c, &keys, &new, 4000).map(|p| p.message.id.0)
+                    })
+                    .collect()
+            })
+            .await
+            .expect("messages");
+        let mut a = h.connect(&ann).await;
+        a.send(r#"{"type":"join","room":"lobby","since":0}"#);
+        let first = a.next().await;
+        assert_eq!(first["type"], "joined");
+        assert_eq!(first["more"], true);
+        let page1: Vec<i64> = first["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["id"].as_i64().expect("id"))
+            .collect();
+        assert_eq!(page1, ids[..200]);
+        a.send(&format!(
+            r#"{{"type":"join","room":"lobby","since":{}}}"#,
+            ids[199]
+        ));
+        let second = a.next().await;
+        assert_eq!(second["more"], false);
+        assert_eq!(second["messages"].as_array().expect("messages").len(), 50);
+        a.send(r#"{"type":"send","room":"lobby","body":"live","client_id":"l1"}"#);
+        let ack = a.next().await;
+        assert_eq!(ack["type"], "ack");
+        let live = a.next().await;
+        assert_eq!(live["id"], ack["id"]);
+        assert!(live["id"].as_i64().expect("id") > ids[249]);
+    }
+
+    #[tokio::test]
+    async fn typing_read_and_history_reach_the_right_sockets() {
+        let h = harness().await;
+        let ann = h.user("ann").await;
+        let bob = h.user("bob").await;
+        h.room("lobby", RoomKind::Public, None).await;
+        let mut a1 = h.connect(&ann).await;
+        let mut a2 = h.connect(&ann).await;
+        let mut b = h.connect(&bob).await;
+        for c in [&a1, &a2, &b] {
+            c.send(r#"{"type":"join","room":"lobby"}"#);
+        }
+        for c in [&mut a1, &mut a2, &mut b] {
+            assert_eq!(c.next().await["type"], "joined");
+        }
+        a1.send(r#"{"type":"typing","room":"lobby"}"#);
+        let t = b.next().await;
+        assert_eq!(t["type"], "typing");
+        assert_eq!(t["user"]["username"], "ann");
+        // Two sends plus one later: inside the harness's burst of three.
+        let mut ids = Vec::new();
+        for i in 0..2 {
+            b.send(&format!(
+                r#"{{"type":"send","room":"lobby","body":"b{i}","client_id":"b{i}"}}"#
+            ));
+            assert_eq!(b.next().await["type"], "ack");
+            ids.push(b.next().await["id"].as_i64().expect("id"));
+        }
+        for c in [&mut a1, &mut a2] {
+            for id in &ids {
+                let m = c.next().await;
+                assert_eq!(m["type"], "message", "ann's tabs never saw typing: {m}");
+                assert_eq!(m["id"], *id);
+            }
+        }
+        a1.send(&format!(
+            r#"{{"type":"read","room":"lobby","id":{}}}"#,
+            ids[1]
+        ));
+        let r = a2.next().await;
+        assert_eq!(r["type"], "read");
+        assert_eq!(r["id"], ids[1]);
+        a1.send(&format!(
+            r#"{{"type":"history","room":"lobby","before":{}}}"#,
+            ids[1]
+        ));
+        // a1 also gets its own read notice first.
+        assert_eq!(a1.next().await["type"], "read");
+        let hist = a1.next().await;
+        assert_eq!(hist["type"], "history");
+        assert_eq!(hist["more"], false);
+        let got: Vec<i64> = hist["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["id"].as_i64().expect("id"))
+            .collect();
+        assert_eq!(got, ids[..1]);
+        a1.send(r#"{"type":"leave","room":"lobby"}"#);
+        assert_eq!(a1.next().await["type"], "left");
+        b.send(r#"{"type":"send","room":"lobby","body":"bye","client_id":"b9"}"#);
+        assert_eq!(b.next().await["type"], "ack");
+        assert_eq!(a2.next().await["body"], "bye");
+        assert!(
+            !h.gateway.core.hub.is_in(1, lobby_id(&h).await),
+            "the first socket left the room"
+        );
+    }
+
+    async fn lobby_id(h: &Harness) -> RoomId {
+        h.gateway
+            .core
+            .db
+            .run(|c| repo::room::find_by_slug(c, "lobby"))
+            .await
+            .expect("db")
+            .expect("lobby")
+            .id
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_every_socket_with_1012() {
+        let h = harness().await;
+        let ann = h.user("ann").await;
+        let mut a = h.connect(&ann).await;
+        let mut b = h.connect(&ann).await;
+        h.gateway.shutdown().await;
+        assert_eq!(a.close_frame().await.code, close::RESTART);
+        assert_eq!(b.close_frame().await.code, close::RESTART);
+        assert_eq!(h.gateway.connections(), 0);
+    }
+}

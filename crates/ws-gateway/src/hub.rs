@@ -1,0 +1,826 @@
+//! The hub: one per process, owns "room → local subscribers" and "user → local sockets".
+//!
+//! Guarantees:
+//! - Every socket has a bounded outbound queue. Delivery never waits: a socket whose queue
+//!   is full is disconnected (close 1008), so one slow reader cannot slow anyone else.
+//! - Per room and socket, `message` frames go out in increasing id order, at most once and
+//!   without gaps: they come only from database pages (see `fanout`), and a watermark
+//!   drops anything not newer than what the socket already has. While a socket's `join` is
+//!   being answered, other live events for the room are buffered (bounded) and flushed
+//!   after the `joined` reply; its messages are then fetched from its watermark on.
+//! - A [`Registration`]'s `Drop` removes the socket and releases its bus subscriptions, so
+//!   no early return can leak a connection.
+//!
+//! std `Mutex`, not tokio's: no critical section awaits.
+
+use crate::presence::Presence;
+use bytestring::ByteString;
+use domain::{
+    bus::{Event, PresenceStatus, SharedBus, Topic},
+    ids::{MessageId, RoomId, SessionId, UserId},
+};
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+use tokio::sync::{Notify, mpsc, watch};
+
+/// Asks the fan-out to deliver a room's new messages from the database.
+pub type Doorbell = mpsc::UnboundedSender<(RoomId, String)>;
+
+pub type ConnId = u64;
+
+/// WebSocket close codes the gateway uses.
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const RESTART: u16 = 1012;
+    pub const TRY_AGAIN: u16 = 1013;
+    /// The session behind the socket ended (revoked, signed out, deactivated).
+    pub const SESSION_ENDED: u16 = 4001;
+}
+
+/// What a connection task writes to its socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    Text(ByteString),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(CloseFrame),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseFrame {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl CloseFrame {
+    pub fn new(code: u16, reason: impl Into<String>) -> Self {
+        CloseFrame {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A frame queued for a socket, with the message id it carries (for de-duplication).
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub id: Option<MessageId>,
+    pub text: ByteString,
+}
+
+#[derive(Debug)]
+enum RoomSub {
+    /// The `joined` reply is being prepared; live events other than messages wait in
+    /// `buf` (messages are fetched from the database once the socket is live).
+    Pending {
+        slug: String,
+        buf: VecDeque<ByteString>,
+    },
+    Live {
+        slug: String,
+        last: Option<MessageId>,
+    },
+}
+
+impl RoomSub {
+    fn slug(&self) -> &str {
+        match self {
+            RoomSub::Pending { slug, .. } | RoomSub::Live { slug, .. } => slug,
+        }
+    }
+}
+
+/// Who a socket belongs to.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub user_id: UserId,
+    pub username: String,
+    pub session_id: SessionId,
+}
+
+struct Conn {
+    info: ConnInfo,
+    tx: mpsc::Sender<Outbound>,
+    kick: watch::Sender<Option<CloseFrame>>,
+    rooms: HashMap<RoomId, RoomSub>,
+}
+
+impl Conn {
+    fn kick(&self, frame: CloseFrame) {
+        self.kick.send_if_modified(|slot| {
+            if slot.is_none() {
+                *slot = Some(frame);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Queues a frame without waiting; a full queue disconnects the socket.
+    fn push(&self, text: ByteString) {
+        match self.tx.try_send(Outbound::Text(text)) {
+            Ok(()) => metrics::counter!("confab_ws_frames_out_total").increment(1),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("confab_ws_slow_consumers_total").increment(1);
+                tracing::info!(user_id = %self.info.user_id, "socket too slow; disconnecting");
+                self.kick(CloseFrame::new(
+                    close::POLICY,
+                    "too slow: outbound queue full",
+                ));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// A token bucket: `rate` per second, up to `burst`.
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    pub fn new(rate: f64, burst: f64) -> Bucket {
+        Bucket {
+            rate,
+            burst,
+            tokens: burst,
+            at: Instant::now(),
+        }
+    }
+
+    pub fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct UserEntry {
+    conns: HashSet<ConnId>,
+    sends: Bucket,
+}
+
+#[derive(Default)]
+struct Inner {
+    conns: HashMap<ConnId, Conn>,
+    rooms: HashMap<RoomId, HashSet<ConnId>>,
+    users: HashMap<UserId, UserEntry>,
+    closing: Option<CloseFrame>,
+}
+
+/// Sizes and rates the hub enforces.
+#[derive(Debug, Clone)]
+pub struct HubLimits {
+    pub outbound_queue: usize,
+    pub pending_buffer: usize,
+    pub user_sends_per_sec: f64,
+    pub user_sends_burst: f64,
+}
+
+pub struct Hub {
+    inner: Mutex<Inner>,
+    next_id: AtomicU64,
+    bus: SharedBus,
+    presence: Arc<Presence>,
+    limits: HubLimits,
+    drained: Notify,
+    doorbell: std::sync::OnceLock<Doorbell>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("connections", &self.connections())
+            .finish()
+    }
+}
+
+/// The parts of a newly registered socket its task needs.
+pub struct Attached {
+    pub registration: Registration,
+    pub id: ConnId,
+    pub outbound: mpsc::Receiver<Outbound>,
+    /// A sender to the same queue, for the socket's own replies.
+    pub tx: mpsc::Sender<Outbound>,
+    pub kicked: watch::Receiver<Option<CloseFrame>>,
+    /// This is the user's first socket on this gateway.
+    pub first_for_user: bool,
+}
+
+/// Removes its socket from the hub when dropped.
+pub struct Registration {
+    hub: Arc<Hub>,
+    id: ConnId,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.unregister(self.id);
+    }
+}
+
+impl Hub {
+    pub fn new(bus: SharedBus, presence: Arc<Presence>, limits: HubLimits) -> Hub {
+        Hub {
+            inner: Mutex::new(Inner::default()),
+            next_id: AtomicU64::new(1),
+            bus,
+            presence,
+            limits,
+            drained: Notify::new(),
+            doorbell: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn bus(&self) -> &SharedBus {
+        &self.bus
+    }
+
+    pub fn connections(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    /// Registers a socket. `None` while the gateway is shutting down.
+    pub fn register(self: &Arc<Self>, info: ConnInfo) -> Option<Attached> {
+        let (tx, outbound) = mpsc::channel(self.limits.outbound_queue.max(4));
+        let (kick, kicked) = watch::channel(None);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut inner = self.lock();
+        if inner.closing.is_some() {
+            return None;
+        }
+        let user = inner
+            .users
+            .entry(info.user_id)
+            .or_insert_with(|| UserEntry {
+                conns: HashSet::new(),
+                sends: Bucket::new(self.limits.user_sends_per_sec, self.limits.user_sends_burst),
+            });
+        user.conns.insert(id);
+        let first_for_user = user.conns.len() == 1;
+        inner.conns.insert(
+            id,
+            Conn {
+                info,
+                tx: tx.clone(),
+                kick,
+                rooms: HashMap::new(),
+            },
+        );
+        metrics::gauge!("confab_ws_connections").set(inner.conns.len() as f64);
+        Some(Attached {
+            registration: Registration {
+                hub: self.clone(),
+                id,
+            },
+            id,
+            outbound,
+            tx,
+            kicked,
+            first_for_user,
+        })
+    }
+
+    fn unregister(self: &Arc<Self>, id: ConnId) {
+        let (removed, rooms, last_for_user) = {
+            let mut inner = self.lock();
+            let Some(conn) = inner.conns.remove(&id) else {
+                return;
+            };
+            let rooms: Vec<RoomId> = conn.rooms.keys().copied().collect();
+            for room in &rooms {
+                if let Some(set) = inner.rooms.get_mut(room) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        inner.rooms.remove(room);
+                    }
+                }
+            }
+            let mut last = false;
+            if let Some(user) = inner.users.get_mut(&conn.info.user_id) {
+                user.conns.remove(&id);
+                if user.conns.is_empty() {
+                    inner.users.remove(&conn.info.user_id);
+                    last = true;
+                }
+            }
+            metrics::gauge!("confab_ws_connections").set(inner.conns.len() as f64);
+            if inner.conns.is_empty() {
+                self.drained.notify_waiters();
+            }
+            (conn.info, rooms, last)
+        };
+        // Releasing bus subscriptions and presence awaits; the socket is already gone
+        // from every map, so nothing more is delivered to it meanwhile.
+        let hub = self.clone();
+        let cleanup = async move {
+            for room in rooms {
+                let _ = hub.bus.unsubscribe(Topic::Room(room)).await;
+            }
+            let _ = hub.bus.unsubscribe(Topic::User(removed.user_id)).await;
+            if last_for_user && !hub.has_user(removed.user_id) {
+                match hub.presence.offline(removed.user_id).await {
+                    Ok(true) => {
+                        hub.publish_presence(&removed, PresenceStatus::Offline)
+                            .await
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "presence update failed"),
+                }
+            }
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(cleanup);
+        }
+    }
+
+    pub fn has_user(&self, user: UserId) -> bool {
+        self.lock().users.contains_key(&user)
+    }
+
+    pub fn local_users(&self) -> Vec<UserId> {
+        self.lock().users.keys().copied().collect()
+    }
+
+    pub async fn publish_presence(&self, info: &ConnInfo, status: PresenceStatus) {
+        let event = Event::Presence {
+            user_id: info.user_id,
+            username: info.username.clone(),
+            status,
+        };
+        if let Err(e) = self.bus.publish(Topic::Presence, &event).await {
+            tracing::warn!(error = %e, "could not publish presence");
+        }
+    }
+
+    /// Takes one token from the user's send bucket (shared by their sockets here).
+    pub fn take_user_send(&self, user: UserId) -> bool {
+        self.lock()
+            .users
+            .get_mut(&user)
+            .is_some_and(|u| u.sends.take())
+    }
+
+    /// Connects the hub to the fan-out's message pump (once).
+    pub fn set_doorbell(&self, doorbell: Doorbell) {
+        let _ = self.doorbell.set(doorbell);
+    }
+
+    /// Asks for the room's messages newer than what its sockets have.
+    pub fn ring(&self, room: RoomId, slug: &str) {
+        if let Some(bell) = self.doorbell.get() {
+            let _ = bell.send((room, slug.to_owned()));
+        }
+    }
+
+    /// Every room some local socket follows, with its slug.
+    pub fn rooms(&self) -> Vec<(RoomId, String)> {
+        let inner = self.lock();
+        inner
+            .rooms
+            .iter()
+            .filter_map(|(room, set)| {
+                let cid = set.iter().next()?;
+                let slug = inner.conns.get(cid)?.rooms.get(room)?.slug().to_owned();
+                Some((*room, slug))
+            })
+            .collect()
+    }
+
+    /// Starts following a room: live events wait until [`Hub::finish_join`].
+    /// Returns true when the socket was not in the room yet (subscribe the topic then).
+    pub fn begin_join(&self, id: ConnId, room: RoomId, slug: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(conn) = inner.conns.get_mut(&id) else {
+            return false;
+        };
+        let fresh = !conn.rooms.contains_key(&room);
+        conn.rooms.insert(
+            room,
+            RoomSub::Pending {
+                slug: slug.to_owned(),
+                buf: VecDeque::new(),
+            },
+        );
+        inner.rooms.entry(room).or_default().insert(id);
+        fresh
+    }
+
+    /// Stops following a room; true if the socket was in it (unsubscribe the topic then).
+    pub fn leave(&self, id: ConnId, room: RoomId) -> bool {
+        let mut inner = self.lock();
+        let was = inner
+            .conns
+            .get_mut(&id)
+            .is_some_and(|c| c.rooms.remove(&room).is_some());
+        if was && let Some(set) = inner.rooms.get_mut(&room) {
+            set.remove(&id);
+            if set.is_empty() {
+                inner.rooms.remove(&room);
+            }
+        }
+        was
+    }
+
+    pub fn is_in(&self, id: ConnId, room: RoomId) -> bool {
+        self.lock()
+            .conns
+            .get(&id)
+            .is_some_and(|c| c.rooms.contains_key(&room))
+    }
+
+    /// Sends the `joined` reply (whose messages run up to `upto`). When `complete`, the
+    /// buffered live events follow, the room goes live for the socket with `upto` as its
+    /// watermark, and the fan-out is asked for anything newer.
+    pub fn finish_join(
+        &self,
+        id: ConnId,
+        room: RoomId,
+        joined: ByteString,
+        upto: Option<MessageId>,
+        complete: bool,
+    ) {
+        let mut inner = self.lock();
+        let Some(conn) = inner.conns.get_mut(&id) else {
+            return;
+        };
+        let Some(RoomSub::Pending { slug, buf }) = conn.rooms.get_mut(&room) else {
+            return;
+        };
+        let slug = slug.clone();
+        if !complete {
+            drop(inner);
+            return self.push_to(id, joined);
+        }
+        let buffered: Vec<ByteString> = buf.drain(..).collect();
+        conn.rooms.insert(
+            room,
+            RoomSub::Live {
+                slug: slug.clone(),
+                last: upto,
+            },
+        );
+        conn.push(joined);
+        for text in buffered {
+            conn.push(text);
+        }
+        drop(inner);
+        self.ring(room, &slug);
+    }
+
+    fn push_to(&self, id: ConnId, text: ByteString) {
+        if let Some(conn) = self.lock().conns.get(&id) {
+            conn.push(text);
+        }
+    }
+
+    /// The oldest watermark among the sockets following `room` live: messages after it
+    /// may still be owed to someone. `None` when no socket follows it live.
+    pub fn room_floor(&self, room: RoomId) -> Option<Option<MessageId>> {
+        let inner = self.lock();
+        let mut floor: Option<Option<MessageId>> = None;
+        for cid in inner.rooms.get(&room)? {
+            if let Some(RoomSub::Live { last, .. }) =
+                inner.conns.get(cid).and_then(|c| c.rooms.get(&room))
+            {
+                floor = Some(match floor {
+                    None => *last,
+                    Some(f) => f.min(*last),
+                });
+            }
+        }
+        floor
+    }
+
+    /// Delivers a page of messages (oldest first, read from the database) to every socket
+    /// following the room live, each getting only what is newer than its watermark. One
+    /// lock for the whole page, so concurrent pages cannot interleave.
+    pub fn deliver_page(&self, room: RoomId, page: &[Queued]) {
+        let mut inner = self.lock();
+        let Inner { conns, rooms, .. } = &mut *inner;
+        let Some(set) = rooms.get(&room) else {
+            return;
+        };
+        for cid in set {
+            let Some(conn) = conns.get_mut(cid) else {
+                continue;
+            };
+            let Some(RoomSub::Live { last, .. }) = conn.rooms.get_mut(&room) else {
+                continue;
+            };
+            let mut wm = *last;
+            let mut out = Vec::new();
+            for q in page {
+                if newer(q.id, wm) {
+                    wm = q.id.or(wm);
+                    out.push(q.text.clone());
+                }
+            }
+            *last = wm;
+            for text in out {
+                conn.push(text);
+            }
+        }
+    }
+
+    /// Sends a room event that is not a message (typing, edits, membership) to every
+    /// local socket following the room; `skip` names a username that does not get it.
+    pub fn deliver_room(&self, room: RoomId, text: &ByteString, skip: Option<&str>) {
+        let mut inner = self.lock();
+        let Inner { conns, rooms, .. } = &mut *inner;
+        let Some(set) = rooms.get(&room) else {
+            return;
+        };
+        let cap = self.limits.pending_buffer;
+        for cid in set {
+            let Some(conn) = conns.get_mut(cid) else {
+                continue;
+            };
+            if skip.is_some_and(|s| s == conn.info.username) {
+                continue;
+            }
+            match conn.rooms.get_mut(&room) {
+                Some(RoomSub::Pending { buf, .. }) => {
+                    if buf.len() >= cap {
+                        conn.kick(CloseFrame::new(
+                            close::TRY_AGAIN,
+                            "too far behind; reconnect and join with since",
+                        ));
+                    } else {
+                        buf.push_back(text.clone());
+                    }
+                }
+                Some(RoomSub::Live { .. }) => conn.push(text.clone()),
+                None => {}
+            }
+        }
+    }
+
+    /// Sends a frame to every local socket of a user.
+    pub fn deliver_user(&self, user: UserId, text: &ByteString) {
+        let inner = self.lock();
+        if let Some(entry) = inner.users.get(&user) {
+            for cid in &entry.conns {
+                if let Some(conn) = inner.conns.get(cid) {
+                    conn.push(text.clone());
+                }
+            }
+        }
+    }
+
+    /// Sends a frame to every local socket.
+    pub fn deliver_all(&self, text: &ByteString) {
+        for conn in self.lock().conns.values() {
+            conn.push(text.clone());
+        }
+    }
+
+    /// Closes every socket of a user (deactivation).
+    pub fn kick_user(&self, user: UserId, frame: CloseFrame) -> usize {
+        self.kick_where(|c| c.info.user_id == user, frame)
+    }
+
+    /// Closes the sockets opened with these sessions.
+    pub fn kick_sessions(&self, user: UserId, sessions: &[SessionId], frame: CloseFrame) -> usize {
+        self.kick_where(
+            |c| c.info.user_id == user && sessions.contains(&c.info.session_id),
+            frame,
+        )
+    }
+
+    /// Closes one socket.
+    pub fn kick(&self, id: ConnId, frame: CloseFrame) {
+        if let Some(conn) = self.lock().conns.get(&id) {
+            conn.kick(frame);
+        }
+    }
+
+    fn kick_where(&self, pred: impl Fn(&Conn) -> bool, frame: CloseFrame) -> usize {
+        let inner = self.lock();
+        let mut n = 0;
+        for conn in inner.conns.values().filter(|c| pred(c)) {
+            conn.kick(frame.clone());
+            n += 1;
+        }
+        n
+    }
+
+    /// Refuses new sockets and closes every open one with `frame`.
+    pub fn close_all(&self, frame: CloseFrame) {
+        let mut inner = self.lock();
+        inner.closing = Some(frame.clone());
+        for conn in inner.conns.values() {
+            conn.kick(frame.clone());
+        }
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.lock().closing.is_some()
+    }
+
+    /// Waits until no socket is left.
+    pub async fn drained(&self) {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.connections() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The slug a socket follows a room under, if it does.
+    pub fn slug_of(&self, id: ConnId, room: RoomId) -> Option<String> {
+        self.lock()
+            .conns
+            .get(&id)
+            .and_then(|c| c.rooms.get(&room))
+            .map(|s| s.slug().to_owned())
+    }
+}
+
+/// Whether a frame with `id` should go to a socket that has seen up to `last`. Frames
+/// without an id always go.
+fn newer(id: Option<MessageId>, last: Option<MessageId>) -> bool {
+    match (id, last) {
+        (Some(id), Some(last)) => id > last,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::bus::memory::MemoryBus;
+
+    fn hub(queue: usize) -> Arc<Hub> {
+        Arc::new(Hub::new(
+            Arc::new(MemoryBus::new()),
+            Arc::new(Presence::Local),
+            HubLimits {
+                outbound_queue: queue,
+                pending_buffer: 4,
+                user_sends_per_sec: 1.0,
+                user_sends_burst: 2.0,
+            },
+        ))
+    }
+
+    fn info(user: i64) -> ConnInfo {
+        ConnInfo {
+            user_id: UserId(user),
+            username: format!("u{user}"),
+            session_id: SessionId(user),
+        }
+    }
+
+    fn text(rx: &mut mpsc::Receiver<Outbound>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(Outbound::Text(t)) = rx.try_recv() {
+            out.push(t.to_string());
+        }
+        out
+    }
+
+    fn q(id: i64) -> Queued {
+        Queued {
+            id: Some(MessageId(id)),
+            text: format!("m{id}").into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn join_buffers_live_events_and_rings_for_newer_messages() {
+        let hub = hub(16);
+        let (bell, mut rung) = mpsc::unbounded_channel();
+        hub.set_doorbell(bell);
+        let mut a = hub.register(info(1)).expect("open");
+        let room = RoomId(1);
+        assert!(hub.begin_join(a.id, room, "r"));
+        // Live events arrive while the database page is being read.
+        hub.deliver_room(room, &"edited".into(), None);
+        hub.deliver_page(room, &[q(4)]);
+        assert_eq!(hub.room_floor(room), None, "nobody follows it live yet");
+        hub.finish_join(a.id, room, "joined".into(), Some(MessageId(3)), true);
+        assert_eq!(text(&mut a.outbound), ["joined", "edited"]);
+        assert_eq!(rung.try_recv().expect("rang"), (room, "r".to_owned()));
+        assert_eq!(hub.room_floor(room), Some(Some(MessageId(3))));
+        // The pump then delivers what is newer, once, in order.
+        hub.deliver_page(room, &[q(3), q(4), q(5)]);
+        hub.deliver_page(room, &[q(4), q(5)]);
+        hub.deliver_room(room, &"typing".into(), Some("u1"));
+        assert_eq!(text(&mut a.outbound), ["m4", "m5"]);
+    }
+
+    #[tokio::test]
+    async fn the_floor_is_the_oldest_live_watermark() {
+        let hub = hub(16);
+        let a = hub.register(info(1)).expect("open");
+        let b = hub.register(info(2)).expect("open");
+        let room = RoomId(1);
+        for (c, upto) in [(&a, 7), (&b, 4)] {
+            hub.begin_join(c.id, room, "r");
+            hub.finish_join(c.id, room, "joined".into(), Some(MessageId(upto)), true);
+        }
+        assert_eq!(hub.room_floor(room), Some(Some(MessageId(4))));
+        hub.deliver_page(room, &[q(5), q(6), q(7), q(8)]);
+        assert_eq!(hub.room_floor(room), Some(Some(MessageId(8))));
+        assert_eq!(hub.rooms(), vec![(room, "r".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_kicks_only_that_socket() {
+        let hub = hub(4);
+        let mut slow = hub.register(info(1)).expect("open");
+        let mut fast = hub.register(info(2)).expect("open");
+        let room = RoomId(1);
+        for c in [&slow, &fast] {
+            hub.begin_join(c.id, room, "r");
+            hub.finish_join(c.id, room, "joined".into(), None, true);
+        }
+        text(&mut fast.outbound);
+        for i in 1..=10 {
+            hub.deliver_page(room, &[q(i)]);
+            text(&mut fast.outbound);
+        }
+        assert_eq!(
+            slow.kicked.borrow().as_ref().map(|f| f.code),
+            Some(close::POLICY)
+        );
+        assert!(fast.kicked.borrow().is_none());
+        assert_eq!(
+            text(&mut slow.outbound).len(),
+            4,
+            "joined and three messages"
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_the_registration_removes_the_socket() {
+        let hub = hub(4);
+        let a = hub.register(info(1)).expect("open");
+        hub.begin_join(a.id, RoomId(1), "r");
+        assert_eq!(hub.connections(), 1);
+        drop(a);
+        assert_eq!(hub.connections(), 0);
+        assert!(!hub.has_user(UserId(1)));
+        hub.close_all(CloseFrame::new(close::RESTART, "bye"));
+        assert!(
+            hub.register(info(1)).is_none(),
+            "closed hubs refuse sockets"
+        );
+        hub.drained().await;
+    }
+
+    #[tokio::test]
+    async fn revocation_kicks_only_the_named_sessions() {
+        let hub = hub(4);
+        let a = hub.register(info(1)).expect("open");
+        let b = hub
+            .register(ConnInfo {
+                session_id: SessionId(99),
+                ..info(1)
+            })
+            .expect("open");
+        let frame = CloseFrame::new(close::SESSION_ENDED, "revoked");
+        assert_eq!(hub.kick_sessions(UserId(1), &[SessionId(99)], frame), 1);
+        assert!(a.kicked.borrow().is_none());
+        assert!(b.kicked.borrow().is_some());
+    }
+
+    #[test]
+    fn buckets_refill_at_their_rate() {
+        let mut b = Bucket::new(1000.0, 2.0);
+        assert!(b.take());
+        assert!(b.take());
+        assert!(!b.take());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(b.take());
+    }
+}

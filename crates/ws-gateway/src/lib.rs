@@ -1,0 +1,396 @@
+//! Confab's WebSocket gateway: authenticated sockets at `GET /ws`, speaking protocol v1
+//! (`docs/protocol.md`), fanned out over the bus.
+//!
+//! Two ways to run it:
+//! - standalone (`ws-gateway` binary, tests): [`Application::build`] binds the listener,
+//!   [`Application::run_until_stopped`] serves `/ws`, `/healthz`, `/readyz`, `/metrics`
+//!   until SIGTERM/SIGINT, then closes every socket with 1012 and drains;
+//! - mounted next to http-app in one actix `App` (`confab serve`): build a [`Gateway`]
+//!   once with [`Gateway::start`], call [`Gateway::configure`] in the app factory, and
+//!   [`Gateway::shutdown`] before stopping the server.
+
+pub mod connection;
+pub mod fanout;
+pub mod hub;
+pub mod presence;
+pub mod protocol;
+mod routes;
+
+pub use routes::on_connect;
+
+use actix_web::{App, HttpServer, cookie::Key, dev::Server, web};
+use anyhow::Context as _;
+use domain::{
+    bus::{SharedBus, Topic, memory::MemoryBus, redis::RedisBus},
+    crypto::MessageKeys,
+    db::Db,
+    settings::Settings,
+};
+use hub::{CloseFrame, Hub, HubLimits, close};
+use presence::Presence;
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+/// Limits and timings of the gateway. The defaults suit production; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Frames a socket may have waiting to be written before it counts as too slow.
+    pub outbound_queue: usize,
+    /// Live events a socket may have buffered while a room is being caught up.
+    pub pending_buffer: usize,
+    pub ping_interval: Duration,
+    /// How often a socket re-checks that its session is still live (revocations that
+    /// happened while the bus was down).
+    pub revalidate_interval: Duration,
+    /// Frames of any kind, per socket.
+    pub frames_per_sec: f64,
+    pub frames_burst: f64,
+    /// `send` frames per socket.
+    pub sends_per_sec: f64,
+    pub sends_burst: f64,
+    /// `send` frames per user, across their sockets on this gateway.
+    pub user_sends_per_sec: f64,
+    pub user_sends_burst: f64,
+    /// How long a presence entry outlives a gateway that stopped refreshing it.
+    pub presence_ttl: Duration,
+    /// How long shutdown waits for sockets to close after sending 1012.
+    pub shutdown_grace: Duration,
+    /// The kernel send buffer of each WebSocket connection (`None`: the OS autotunes it,
+    /// up to megabytes per socket). Needs [`on_connect`] on the server.
+    pub socket_send_buffer: Option<usize>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            outbound_queue: 256,
+            pending_buffer: 2048,
+            ping_interval: Duration::from_secs(20),
+            revalidate_interval: Duration::from_secs(60),
+            frames_per_sec: 20.0,
+            frames_burst: 60.0,
+            sends_per_sec: 5.0,
+            sends_burst: 20.0,
+            user_sends_per_sec: 10.0,
+            user_sends_burst: 40.0,
+            presence_ttl: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(5),
+            socket_send_buffer: Some(64 * 1024),
+        }
+    }
+}
+
+/// What the gateway needs from outside.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    pub db: Db,
+    pub bus: SharedBus,
+    pub keys: MessageKeys,
+    pub presence: Arc<Presence>,
+    pub config: GatewayConfig,
+}
+
+impl Deps {
+    /// One process (`confab serve`): the in-process bus, presence from local sockets.
+    pub fn in_process(db: Db, bus: Arc<MemoryBus>, keys: MessageKeys) -> Deps {
+        Deps {
+            db,
+            bus,
+            keys,
+            presence: Arc::new(Presence::Local),
+            config: GatewayConfig::default(),
+        }
+    }
+
+    /// Several processes: the Redis bus, presence kept in the same Redis.
+    pub fn redis(db: Db, bus: Arc<RedisBus>, keys: MessageKeys) -> Deps {
+        let config = GatewayConfig::default();
+        Deps {
+            presence: Arc::new(Presence::redis(&bus, config.presence_ttl)),
+            db,
+            bus,
+            keys,
+            config,
+        }
+    }
+
+    /// For the standalone binary: opens the database and connects to Redis, which a
+    /// standalone gateway requires (the in-process bus would reach no http-app).
+    pub async fn from_settings(settings: &Settings) -> anyhow::Result<Deps> {
+        let keys = settings.message_keys()?;
+        let db = Db::connect(&settings.database_url, settings.database_pool_size)
+            .context("opening the database")?;
+        let url = settings.redis_url.as_ref().context(
+            "CONFAB_REDIS_URL is required for a standalone ws-gateway (the in-process bus is only for `confab serve`)",
+        )?;
+        let bus = RedisBus::connect(
+            url,
+            &settings.redis_prefix,
+            keys.clone(),
+            Duration::from_secs(10),
+        )
+        .await
+        .context("connecting to Redis")?;
+        Ok(Deps::redis(db, Arc::new(bus), keys))
+    }
+
+    /// Replaces the limits and timings (the presence TTL is fixed when the presence
+    /// store is made: use [`Presence::redis`] directly to change it).
+    pub fn with_config(mut self, config: GatewayConfig) -> Deps {
+        self.config = config;
+        self
+    }
+}
+
+/// What every socket task shares.
+pub struct Core {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) db: Db,
+    pub(crate) keys: MessageKeys,
+    pub(crate) presence: Arc<Presence>,
+    pub(crate) config: GatewayConfig,
+    pub(crate) allowed_origins: Vec<String>,
+    pub(crate) cookie_name: &'static str,
+    pub(crate) cookie_key: Key,
+    pub(crate) max_frame_bytes: usize,
+    pub(crate) max_message_chars: usize,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("hub", &self.hub).finish()
+    }
+}
+
+/// The gateway's shared state and background tasks. Cheap to clone; every clone is the
+/// same gateway (one hub per process).
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    core: Arc<Core>,
+}
+
+impl Gateway {
+    /// Starts the fan-out (and, with Redis, the presence heartbeat). Call once per process,
+    /// inside the runtime that will serve it.
+    pub async fn start(settings: &Settings, deps: Deps) -> anyhow::Result<Gateway> {
+        // Install the process's recorder now, so counts from before the first scrape exist.
+        let _ = domain::metrics::handle();
+        let hub = Arc::new(Hub::new(
+            deps.bus.clone(),
+            deps.presence.clone(),
+            HubLimits {
+                outbound_queue: deps.config.outbound_queue,
+                pending_buffer: deps.config.pending_buffer,
+                user_sends_per_sec: deps.config.user_sends_per_sec,
+                user_sends_burst: deps.config.user_sends_burst,
+            },
+        ));
+        // Presence goes to every socket; one subscription for the whole process.
+        deps.bus
+            .subscribe(Topic::Presence)
+            .await
+            .context("subscribing to presence")?;
+        let core = Arc::new(Core {
+            hub: hub.clone(),
+            db: deps.db,
+            keys: deps.keys,
+            presence: deps.presence,
+            config: deps.config,
+            allowed_origins: settings.allowed_origins.clone(),
+            cookie_name: domain::auth::session_cookie_name(settings.https),
+            cookie_key: Key::from(&domain::auth::cookie_key_material(&settings.secret_key)),
+            max_frame_bytes: settings.max_frame_bytes,
+            max_message_chars: settings.max_message_chars,
+        });
+        tokio::spawn(fanout::run(hub, core.db.clone(), core.keys.clone()));
+        if let Some(every) = core.presence.heartbeat_interval() {
+            tokio::spawn(heartbeat(Arc::downgrade(&core), every));
+        }
+        Ok(Gateway { core })
+    }
+
+    /// Registers `GET /ws` (with its state) on an app or scope. Call it in the actix app
+    /// factory; every worker shares this gateway.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.service(
+            web::resource("/ws")
+                .app_data(web::Data::from(self.core.clone()))
+                .route(web::get().to(routes::ws)),
+        );
+    }
+
+    /// Registers `/healthz`, `/readyz` (database and bus) and `/metrics`, for a gateway
+    /// that runs alone.
+    pub fn configure_probes(&self, cfg: &mut web::ServiceConfig) {
+        let data = web::Data::from(self.core.clone());
+        cfg.service(
+            web::resource("/healthz")
+                .app_data(data.clone())
+                .route(web::get().to(routes::healthz)),
+        )
+        .service(
+            web::resource("/readyz")
+                .app_data(data)
+                .route(web::get().to(routes::readyz)),
+        )
+        .service(web::resource("/metrics").route(web::get().to(routes::metrics)));
+    }
+
+    /// Refuses new sockets, closes every open one with 1012 and waits (up to the grace
+    /// period) until they are gone.
+    pub async fn shutdown(&self) {
+        let open = self.core.hub.connections();
+        tracing::info!(sockets = open, "closing sockets for shutdown");
+        self.core
+            .hub
+            .close_all(CloseFrame::new(close::RESTART, "server restarting"));
+        if tokio::time::timeout(self.core.config.shutdown_grace, self.core.hub.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.core.hub.connections(),
+                "sockets still open after the grace period"
+            );
+        }
+    }
+
+    /// Open sockets on this gateway.
+    pub fn connections(&self) -> usize {
+        self.core.hub.connections()
+    }
+}
+
+async fn heartbeat(core: std::sync::Weak<Core>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let Some(core) = core.upgrade() else { return };
+        let local = core.hub.local_users();
+        match core.presence.heartbeat(&local).await {
+            Ok(gone) => {
+                for user in gone {
+                    let found = core
+                        .db
+                        .run(move |c| domain::repo::user::find(c, user))
+                        .await;
+                    if let Ok(u) = found {
+                        let info = hub::ConnInfo {
+                            user_id: u.id,
+                            username: u.username,
+                            session_id: domain::ids::SessionId(0),
+                        };
+                        core.hub
+                            .publish_presence(&info, domain::bus::PresenceStatus::Offline)
+                            .await;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "presence heartbeat failed"),
+        }
+    }
+}
+
+/// A standalone gateway: its own HTTP server on its own port.
+pub struct Application {
+    port: u16,
+    server: Server,
+    gateway: Gateway,
+    stop: Arc<tokio::sync::Notify>,
+}
+
+/// Triggers the same graceful shutdown as SIGTERM.
+#[derive(Debug, Clone)]
+pub struct StopHandle(Arc<tokio::sync::Notify>);
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.0.notify_one();
+    }
+}
+
+impl Application {
+    /// Binds `settings.bind` (port 0 picks a free port) and prepares the server.
+    pub async fn build(settings: Settings, deps: Deps) -> anyhow::Result<Application> {
+        let gateway = Gateway::start(&settings, deps).await?;
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let gw = gateway.clone();
+        let grace = gateway.core.config.shutdown_grace;
+        let server = HttpServer::new(move || {
+            App::new()
+                .configure(|cfg| gw.configure(cfg))
+                .configure(|cfg| gw.configure_probes(cfg))
+        })
+        .on_connect(on_connect)
+        .disable_signals()
+        .shutdown_timeout(grace.as_secs().max(1))
+        .listen(listener)?
+        .run();
+        Ok(Application {
+            port,
+            server,
+            gateway,
+            stop: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.stop.clone())
+    }
+
+    /// Serves until SIGTERM, SIGINT or [`StopHandle::stop`]; then stops accepting,
+    /// closes every socket with 1012, drains and returns.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let stopped = async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                let mut term = signal(SignalKind::terminate())?;
+                tokio::select! {
+                    _ = term.recv() => {}
+                    r = tokio::signal::ctrl_c() => r?,
+                    () = self.stop.notified() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r?,
+                () = self.stop.notified() => {}
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        tokio::select! {
+            r = &mut server => return Ok(r??),
+            r = stopped => r.context("listening for signals")?,
+        }
+        tracing::info!("shutting down");
+        // Stop accepting first, so no new socket slips in while the others close.
+        let stop = handle.stop(true);
+        self.gateway.shutdown().await;
+        stop.await;
+        server.await??;
+        Ok(())
+    }
+}
+
+/// Structured logs for the standalone binary (`RUST_LOG` filters; JSON behind a setting).
+pub fn init_tracing(format: domain::settings::LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        domain::settings::LogFormat::Json => builder.json().try_init(),
+        domain::settings::LogFormat::Text => builder.try_init(),
+    };
+}
