@@ -9,6 +9,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(link) = app.setup_url() {
         tracing::warn!(%link, "no users yet: open this one-time link to create the administrator");
     }
+    domain::service::notify_ready();
     app.run_until_stopped().await?;
     Ok(())
 }

@@ -148,6 +148,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         let workers = deps.options.workers;
         let shutdown = deps.options.shutdown_timeout_secs;
+        // Read before the server starts, so a bad certificate stops start-up with its name.
+        let tls = domain::service::tls_server_config(&settings)?;
         let state = AppState::new(settings, deps).await?;
         let for_workers = state.clone();
         let mut server = HttpServer::new(move || {
@@ -159,7 +161,11 @@ impl Application {
         if let Some(n) = workers {
             server = server.workers(n);
         }
-        let server = server.listen(listener)?.run();
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+            None => server.listen(listener)?,
+        }
+        .run();
         Ok(Application {
             port,
             server,
@@ -192,7 +198,12 @@ impl Application {
         } else {
             ip.to_string()
         };
-        Some(format!("http://{host}:{}{path}", self.port))
+        let scheme = if settings.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        Some(format!("{scheme}://{host}:{}{path}", self.port))
     }
 
     /// Stops the server gracefully (for tests and signal handlers).

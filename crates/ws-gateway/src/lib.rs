@@ -324,8 +324,11 @@ impl Application {
         })
         .on_connect(on_connect)
         .disable_signals()
-        .shutdown_timeout(grace.as_secs().max(1))
-        .listen(listener)?
+        .shutdown_timeout(grace.as_secs().max(1));
+        let server = match domain::service::tls_server_config(&settings)? {
+            Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+            None => server.listen(listener)?,
+        }
         .run();
         Ok(Application {
             port,
@@ -375,6 +378,7 @@ impl Application {
             r = stopped => r.context("listening for signals")?,
         }
         tracing::info!("shutting down");
+        domain::service::notify_stopping();
         // Stop accepting first, so no new socket slips in while the others close.
         let stop = handle.stop(true);
         self.gateway.shutdown().await;

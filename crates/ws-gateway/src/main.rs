@@ -7,5 +7,6 @@ async fn main() -> anyhow::Result<()> {
     let deps = ws_gateway::Deps::from_settings(&settings).await?;
     let app = ws_gateway::Application::build(settings, deps).await?;
     tracing::info!(port = app.port(), "ws-gateway listening");
+    domain::service::notify_ready();
     app.run_until_stopped().await
 }

@@ -1,0 +1,6 @@
+//! End-to-end: the production topology, for real.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
+
+mod deploy;
+mod support;

@@ -1,0 +1,352 @@
+//! Starting the real thing: binaries, nginx, certificates; and clients that speak to it
+//! over TLS.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
+use tokio_tungstenite::{
+    Connector, MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+};
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The folder cargo puts binaries in (`target/debug`), next to this test's own binary.
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// A built service binary. Builds them once per run (a no-op when `cargo test --workspace`
+/// already did), so `cargo test -p confab-e2e` alone also tests current code.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(workspace())
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "confab-http-app",
+                "-p",
+                "confab-ws-gateway",
+                "--bins",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building http-app and ws-gateway failed");
+    });
+    let path = bin_dir().join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped, with its output kept in a log file.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            name: name.into(),
+            child,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).unwrap()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- last lines of {} ---", self.name);
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `check` is true, or fails after `limit` naming what was awaited.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A throw-away certificate authority and a server certificate it signed.
+pub struct Pki {
+    pub ca_pem: String,
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+pub fn make_pki(dir: &Path) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "Confab test CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let cert_path = dir.join("server.pem");
+    let key_path = dir.join("server.key");
+    // The chain: server certificate, then the CA (as certbot's fullchain.pem does).
+    std::fs::write(&cert_path, format!("{}{}", cert.pem(), ca_cert.pem())).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    Pki {
+        ca_pem: ca_cert.pem(),
+        cert_path,
+        key_path,
+    }
+}
+
+pub fn tls_client_config(ca_pem: &str) -> rustls::ClientConfig {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// A browser-like HTTPS client: the test CA, a cookie jar, no automatic redirects.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+    pub origin: String,
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+impl Browser {
+    pub fn new(origin: &str, ca_pem: &str) -> Browser {
+        let tls = tls_client_config(ca_pem);
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls.clone())
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser {
+            http,
+            jar,
+            origin: origin.into(),
+            tls: Arc::new(tls),
+        }
+    }
+
+    /// Signs in through the real form: fetch it for the CSRF token, post it back.
+    pub async fn sign_in(&self, username: &str, password: &str) {
+        let page = self
+            .http
+            .get(format!("{}/login", self.origin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        let token = csrf_token(&html);
+        let r = self
+            .http
+            .post(format!("{}/login", self.origin))
+            .header("Origin", &self.origin)
+            .form(&[
+                ("username", username),
+                ("password", password),
+                ("csrf_token", &token),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            303,
+            "sign-in of {username}: {:?}",
+            r.text().await
+        );
+    }
+
+    pub fn cookie_header(&self) -> String {
+        use reqwest::cookie::CookieStore;
+        let url: reqwest::Url = self.origin.parse().unwrap();
+        self.jar
+            .cookies(&url)
+            .map(|h| h.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Opens `wss://…/ws` with this browser's cookies and Origin.
+    pub async fn socket(&self) -> Socket {
+        let url = self.origin.replacen("https://", "wss://", 1) + "/ws";
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("Origin", HeaderValue::from_str(&self.origin).unwrap());
+        req.headers_mut().insert(
+            "Cookie",
+            HeaderValue::from_str(&self.cookie_header()).unwrap(),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            None,
+            true,
+            Some(Connector::Rustls(self.tls.clone())),
+        )
+        .await
+        .expect("wss connection through nginx");
+        let mut s = Socket { ws };
+        let hello = s.next_of("hello").await;
+        assert_eq!(hello["protocol"], 1);
+        s
+    }
+}
+
+pub fn csrf_token(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf_token\" value=\"")
+        .expect("a CSRF field in the form");
+    let rest = &html[at + "name=\"csrf_token\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+pub struct Socket {
+    pub ws: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl Socket {
+    pub async fn send(&mut self, v: Value) {
+        self.ws.send(Message::text(v.to_string())).await.unwrap();
+    }
+
+    /// The next JSON frame, or `None` when the socket closed.
+    pub async fn next(&mut self) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+                .await
+                .expect("a frame within 10 s")
+            {
+                Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).unwrap()),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Skips frames until one of type `kind` (presence and typing come and go).
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let f = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("socket closed while waiting for {kind}"));
+            if f["type"] == kind {
+                return f;
+            }
+            assert_ne!(
+                f["type"], "error",
+                "error frame while waiting for {kind}: {f}"
+            );
+        }
+    }
+
+    /// The next `message` frame not written by `me` (a sender's own sockets get its
+    /// messages too).
+    pub async fn next_from_other(&mut self, me: &str) -> Value {
+        loop {
+            let m = self.next_of("message").await;
+            if m["author"]["username"] != me {
+                return m;
+            }
+        }
+    }
+
+    pub async fn join(&mut self, room: &str, since: Option<i64>) -> Value {
+        let mut frame = serde_json::json!({"type": "join", "room": room});
+        if let Some(s) = since {
+            frame["since"] = s.into();
+        }
+        self.send(frame).await;
+        self.next_of("joined").await
+    }
+
+    /// Sends and waits for the ack; returns the message id.
+    pub async fn say(&mut self, room: &str, body: &str, client_id: &str) -> i64 {
+        self.send(
+            serde_json::json!({"type": "send", "room": room, "body": body, "client_id": client_id}),
+        )
+        .await;
+        let ack = self.next_of("ack").await;
+        assert_eq!(ack["client_id"], client_id);
+        ack["id"].as_i64().unwrap()
+    }
+}
