@@ -11,7 +11,7 @@ use domain::{
 };
 use std::{path::Path, process::Command, time::Duration};
 
-const PASSWORD: &str = "a long test password";
+pub const PASSWORD: &str = "a long test password";
 
 struct Deployment {
     origin: String,
@@ -159,6 +159,7 @@ async fn deploy() -> Deployment {
             .env("CONFAB_HTTPS", "true")
             .env("CONFAB_BCRYPT_COST", "4")
             .env("CONFAB_DATA_DIR", d)
+            .env("CONFAB_MEDIA_X_ACCEL", "true")
             .env("CONFAB_BIND", format!("127.0.0.1:{port}"));
     };
     let mut apps = Vec::new();
@@ -493,6 +494,81 @@ async fn the_shipped_deployment_works_over_tls_end_to_end() {
         Some(id)
     );
 
+    // A picture uploaded through nginx, then downloaded: http-app checks access and hands
+    // the bytes off to nginx's internal location (X-Accel-Redirect), ranges included.
+    let page = ana
+        .http
+        .get(format!("{}/", dep.origin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = meta_csrf(&page);
+    let part = reqwest::multipart::Part::bytes(png(64, 48))
+        .file_name("photo.png")
+        .mime_str("image/png")
+        .unwrap();
+    let r = ana
+        .http
+        .post(format!("{}/uploads?room=general", dep.origin))
+        .header("Origin", &dep.origin)
+        .header("X-CSRF-Token", &token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "upload through nginx");
+    let up: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(up["content_type"], "image/png");
+    let url = format!("{}{}", dep.origin, up["url"].as_str().unwrap());
+    let r = ben.http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("sandbox"),
+        "served from nginx's protected location: {csp}"
+    );
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.headers()["accept-ranges"], "bytes");
+    let full = r.bytes().await.unwrap();
+    assert_eq!(full.len() as u64, up["size"].as_u64().unwrap());
+    assert_eq!(&full[1..4], b"PNG");
+    let r = ben
+        .http
+        .get(&url)
+        .header("Range", "bytes=8-23")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(&r.bytes().await.unwrap()[..], &full[8..24]);
+    let stranger = Browser::new(&dep.origin, &dep.pki.ca_pem);
+    let r = stranger.http.get(&url).send().await.unwrap();
+    assert!(
+        r.status() == 401 || r.status() == 404 || r.status().is_redirection(),
+        "signed out: {}",
+        r.status()
+    );
+    let stored = std::fs::read_dir(dep.dir.path().join("media"))
+        .unwrap()
+        .count();
+    assert!(stored > 0, "the picture is on disk under the media folder");
+    let r = ben
+        .http
+        .get(format!("{}/_protected/", dep.origin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "the protected location is internal only");
+
+    // A real browser over https:// and wss://, trusting the test CA's key.
+    crate::browser::chat_over_tls(&dep.origin, &dep.pki).await;
+
     // TLS: only 1.2 and 1.3; no weak cipher.
     let tls = tls_probe(dep.https_port);
     println!("TLS probe: {tls:?}");
@@ -500,6 +576,23 @@ async fn the_shipped_deployment_works_over_tls_end_to_end() {
     assert!(!tls.tls10 && !tls.tls11, "TLS 1.0 and 1.1 are refused");
     assert!(!tls.weak_cipher, "no weak cipher is accepted");
     let _ = (&dep.nginx_conf, &dep.dir);
+}
+
+fn meta_csrf(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf-token\" content=\"")
+        .expect("the CSRF meta tag");
+    let rest = &html[at + "name=\"csrf-token\" content=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+/// A small real PNG.
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img =
+        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 120]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
 }
 
 #[derive(Debug)]

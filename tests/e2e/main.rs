@@ -2,5 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
-mod deploy;
+mod admin;
+mod browser;
+pub mod deploy;
 mod support;

@@ -134,6 +134,9 @@ where
 /// A throw-away certificate authority and a server certificate it signed.
 pub struct Pki {
     pub ca_pem: String,
+    /// base64 SHA-256 of the server key's SubjectPublicKeyInfo, for Chromium's
+    /// `--ignore-certificate-errors-spki-list` (trust exactly this key, nothing else).
+    pub server_spki_sha256: String,
     pub cert_path: PathBuf,
     pub key_path: PathBuf,
 }
@@ -161,8 +164,13 @@ pub fn make_pki(dir: &Path) -> Pki {
     std::fs::write(&cert_path, format!("{}{}", cert.pem(), ca_cert.pem())).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
     std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    use base64::Engine as _;
+    use rcgen::PublicKeyData as _;
+    use sha2::Digest as _;
+    let spki = sha2::Sha256::digest(key.subject_public_key_info());
     Pki {
         ca_pem: ca_cert.pem(),
+        server_spki_sha256: base64::engine::general_purpose::STANDARD.encode(spki),
         cert_path,
         key_path,
     }
@@ -246,9 +254,33 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// A client for a plain-HTTP service (no nginx, no TLS).
+    pub fn plain(origin: &str) -> Browser {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let tls = Arc::new(tls_client_config(""));
+        Browser {
+            http,
+            jar,
+            origin: origin.into(),
+            tls,
+        }
+    }
+
     /// Opens `wss://…/ws` with this browser's cookies and Origin.
     pub async fn socket(&self) -> Socket {
         let url = self.origin.replacen("https://", "wss://", 1) + "/ws";
+        self.socket_at(&url).await
+    }
+
+    /// Opens a socket at `url` (a gateway of its own) with this browser's cookies and
+    /// the page's Origin.
+    pub async fn socket_at(&self, url: &str) -> Socket {
         let mut req = url.into_client_request().unwrap();
         req.headers_mut()
             .insert("Origin", HeaderValue::from_str(&self.origin).unwrap());

@@ -41,6 +41,10 @@ pub enum Command {
         #[arg(long)]
         deploy: bool,
     },
+    /// Write a room, its members and messages as JSON (docs/export-format.md).
+    ExportRoom(commands::export::ExportArgs),
+    /// Read a room export into this database; running it twice changes nothing.
+    ImportRoom(commands::export::ImportArgs),
     /// Re-encrypt messages sealed with older keys, in batches, while Confab runs.
     RotateKeys {
         /// Rows per batch (one short transaction each).
@@ -137,5 +141,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Createroom(args) => commands::rooms::create(&settings, args),
         Command::Check { deploy } => commands::check::run(&settings, deploy),
         Command::RotateKeys { batch } => commands::keys::rotate(&settings, batch),
+        Command::ExportRoom(args) => commands::export::export_room(&settings, args),
+        Command::ImportRoom(args) => commands::export::import_room(&settings, args),
     }
 }

@@ -6,6 +6,7 @@ pub mod bus;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod ids;
 pub mod metrics;
 pub mod model;

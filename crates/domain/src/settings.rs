@@ -72,6 +72,23 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub max_frame_bytes: usize,
     pub max_message_chars: usize,
+    /// Largest picture upload accepted, in bytes.
+    pub max_image_bytes: u64,
+    /// Largest video upload accepted, in bytes.
+    pub max_video_bytes: u64,
+    /// Media is answered with `X-Accel-Redirect: /_protected/<key>` for nginx to send,
+    /// instead of the service streaming the file itself.
+    pub media_x_accel: bool,
+    /// WebSocket rate limits (per socket: any frame, `send` frames; per user on one
+    /// gateway: `send` frames) and the outbound queue per socket. The defaults suit
+    /// production; benchmarks raise them.
+    pub ws_frames_per_sec: f64,
+    pub ws_frames_burst: f64,
+    pub ws_sends_per_sec: f64,
+    pub ws_sends_burst: f64,
+    pub ws_user_sends_per_sec: f64,
+    pub ws_user_sends_burst: f64,
+    pub ws_outbound_queue: usize,
 }
 
 impl Default for Settings {
@@ -105,6 +122,16 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             max_frame_bytes: 64 * 1024,
             max_message_chars: 4000,
+            max_image_bytes: 20 * 1024 * 1024,
+            max_video_bytes: 200 * 1024 * 1024,
+            media_x_accel: false,
+            ws_frames_per_sec: 20.0,
+            ws_frames_burst: 60.0,
+            ws_sends_per_sec: 5.0,
+            ws_sends_burst: 20.0,
+            ws_user_sends_per_sec: 10.0,
+            ws_user_sends_burst: 40.0,
+            ws_outbound_queue: 256,
         }
     }
 }
@@ -255,6 +282,40 @@ impl Settings {
         }
         if self.max_frame_bytes < 1024 {
             return Err(ConfigError::var("max_frame_bytes", "must be at least 1024"));
+        }
+        for (name, value) in [
+            ("max_image_bytes", self.max_image_bytes),
+            ("max_video_bytes", self.max_video_bytes),
+        ] {
+            // Below 1 KiB nothing useful fits; above 64 GiB is surely a typo.
+            if !(1024..=64 << 30).contains(&value) {
+                return Err(ConfigError::var(
+                    name,
+                    format!("{value} is outside 1024..=68719476736 bytes"),
+                ));
+            }
+        }
+        for (name, value) in [
+            ("ws_frames_per_sec", self.ws_frames_per_sec),
+            ("ws_frames_burst", self.ws_frames_burst),
+            ("ws_sends_per_sec", self.ws_sends_per_sec),
+            ("ws_sends_burst", self.ws_sends_burst),
+            ("ws_user_sends_per_sec", self.ws_user_sends_per_sec),
+            ("ws_user_sends_burst", self.ws_user_sends_burst),
+        ] {
+            // A limit of zero (or NaN) would refuse every frame; a burst below one too.
+            if !(value.is_finite() && value >= 1.0) {
+                return Err(ConfigError::var(
+                    name,
+                    format!("{value} must be at least 1"),
+                ));
+            }
+        }
+        if !(4..=1 << 20).contains(&self.ws_outbound_queue) {
+            return Err(ConfigError::var(
+                "ws_outbound_queue",
+                format!("{} is outside 4..=1048576", self.ws_outbound_queue),
+            ));
         }
         if let Some(keys) = &self.message_keys {
             MessageKeys::parse(keys.expose_secret())
@@ -571,6 +632,32 @@ mod tests {
             ("CONFAB_SECRET_KEY", &long),
         ]))
         .expect("a long key is accepted");
+    }
+
+    #[test]
+    fn upload_limits_are_validated() {
+        let s = Settings::from_env(env(&[("CONFAB_MAX_IMAGE_BYTES", "4096")])).expect("valid");
+        assert_eq!(s.max_image_bytes, 4096);
+        assert_eq!(s.max_video_bytes, 200 * 1024 * 1024);
+        assert!(!s.media_x_accel);
+        let e = Settings::from_env(env(&[("CONFAB_MAX_VIDEO_BYTES", "10")])).expect_err("tiny");
+        assert_eq!(e.source_name, "CONFAB_MAX_VIDEO_BYTES");
+    }
+
+    #[test]
+    fn websocket_limits_are_configurable_and_validated() {
+        let s = Settings::from_env(env(&[
+            ("CONFAB_WS_SENDS_PER_SEC", "1000"),
+            ("CONFAB_WS_OUTBOUND_QUEUE", "4096"),
+        ]))
+        .expect("valid");
+        assert_eq!(s.ws_sends_per_sec, 1000.0);
+        assert_eq!(s.ws_user_sends_per_sec, 10.0);
+        assert_eq!(s.ws_outbound_queue, 4096);
+        let e = Settings::from_env(env(&[("CONFAB_WS_SENDS_PER_SEC", "0")])).expect_err("zero");
+        assert_eq!(e.source_name, "CONFAB_WS_SENDS_PER_SEC");
+        let e = Settings::from_env(env(&[("CONFAB_WS_OUTBOUND_QUEUE", "1")])).expect_err("tiny");
+        assert_eq!(e.source_name, "CONFAB_WS_OUTBOUND_QUEUE");
     }
 
     #[test]

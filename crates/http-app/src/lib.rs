@@ -7,11 +7,13 @@
 //! Either way the guarantees are the same: CSRF on every state-changing request, security
 //! headers on every response, friendly error pages that never show internals.
 
+mod admin;
 pub mod csrf;
 pub mod device;
 pub mod error;
 pub mod extract;
 pub mod i18n;
+pub mod media;
 pub mod security;
 pub mod session_store;
 pub mod startup;

@@ -265,6 +265,28 @@ pub async fn run<S, K>(
     drop(registration);
 }
 
+/// The room and one of its messages; a message of another room is not found.
+fn message_in_room(
+    c: &mut domain::db::DbConn,
+    keys: &domain::crypto::MessageKeys,
+    slug: &str,
+    id: MessageId,
+) -> domain::Result<(Room, domain::model::Message)> {
+    let room = repo::room::find_by_slug(c, slug)?.ok_or(DomainError::NotFound)?;
+    let message = repo::message::find(c, keys, id)?;
+    if message.room_id != room.id {
+        return Err(DomainError::NotFound);
+    }
+    Ok((room, message))
+}
+
+fn message_refusal(e: DomainError) -> Refusal {
+    match e {
+        DomainError::NotFound => Refusal::new(ErrorCode::NotFound, "no such message"),
+        other => other.into(),
+    }
+}
+
 /// At most this many names in the `hello` snapshot.
 const ONLINE_SNAPSHOT_MAX: usize = 1000;
 
@@ -414,6 +436,8 @@ impl Connection {
             ClientFrame::Typing { room } => self.typing(room).await,
             ClientFrame::Read { room, id } => self.read(room, id).await,
             ClientFrame::History { room, before } => self.history(room, before).await,
+            ClientFrame::Edit { room, id, body } => self.edit(room, id, body).await,
+            ClientFrame::Delete { room, id } => self.delete(room, id).await,
         }
     }
 
@@ -562,7 +586,9 @@ impl Connection {
             .db
             .run(move |c| {
                 let room = repo::room::find_by_slug(c, &slug)?.ok_or(DomainError::NotFound)?;
-                if !permissions::can(c, &user, Action::PostMessage, Some(&room))? {
+                if !permissions::can(c, &user, Action::PostMessage, Some(&room))?
+                    || repo::block::stops_posting(c, &room, user.id)?
+                {
                     return Err(DomainError::Forbidden);
                 }
                 let posted = repo::message::post(
@@ -597,6 +623,94 @@ impl Connection {
             )
             .await;
         }
+        Ok(())
+    }
+
+    /// Edits one's own text message; every socket following the room gets `edited`.
+    async fn edit(&mut self, slug: String, id: MessageId, body: String) -> Result<(), Refusal> {
+        let max = self.core.max_message_chars;
+        if body.chars().count() > max {
+            return Err(Refusal::new(
+                ErrorCode::TooLarge,
+                format!("messages are limited to {max} characters"),
+            ));
+        }
+        // Edits are writes: they share the send rate.
+        if !self.sends.take() {
+            return Err(Refusal::new(
+                ErrorCode::RateLimited,
+                "sending too fast; slow down",
+            ));
+        }
+        let user = self.identity.user.clone();
+        let keys = self.core.keys.clone();
+        let (room, edited) = self
+            .core
+            .db
+            .run(move |c| {
+                let (room, message) = message_in_room(c, &keys, &slug, id)?;
+                let own = message.author.as_ref().is_some_and(|a| a.id == user.id);
+                if !own
+                    || !permissions::can(c, &user, Action::EditMessage { own }, Some(&room))?
+                    || repo::block::stops_posting(c, &room, user.id)?
+                {
+                    return Err(DomainError::Forbidden);
+                }
+                let edited = repo::message::edit(c, &keys, id, &body, max)?;
+                Ok((room, edited))
+            })
+            .await
+            .map_err(message_refusal)?;
+        self.publish(
+            Topic::Room(room.id),
+            Event::Edited {
+                room_id: room.id,
+                message: wire_message(&room.slug, &edited),
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Deletes a message: one's own, or any in a room one moderates or owns. Every
+    /// socket following the room gets `deleted`; deleting twice changes nothing.
+    async fn delete(&mut self, slug: String, id: MessageId) -> Result<(), Refusal> {
+        let user = self.identity.user.clone();
+        let keys = self.core.keys.clone();
+        let (room, already) = self
+            .core
+            .db
+            .run(move |c| {
+                let (room, message) = message_in_room(c, &keys, &slug, id)?;
+                let own = message.author.as_ref().is_some_and(|a| a.id == user.id);
+                if !permissions::can(c, &user, Action::DeleteMessage { own }, Some(&room))? {
+                    return Err(DomainError::Forbidden);
+                }
+                let already = message.deleted_at.is_some();
+                if !already {
+                    repo::message::set_deleted(c, &keys, id, true)?;
+                }
+                Ok((room, already))
+            })
+            .await
+            .map_err(message_refusal)?;
+        if already {
+            self.send(ServerFrame::Deleted {
+                room: room.slug,
+                id,
+            });
+            return Ok(());
+        }
+        tracing::info!(conn_id = self.id, room = %room.slug, message_id = %id, "message deleted");
+        self.publish(
+            Topic::Room(room.id),
+            Event::Deleted {
+                room_id: room.id,
+                room: room.slug,
+                id,
+            },
+        )
+        .await;
         Ok(())
     }
 

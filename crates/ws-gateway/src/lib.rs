@@ -79,6 +79,23 @@ impl Default for GatewayConfig {
     }
 }
 
+impl GatewayConfig {
+    /// The defaults, with the rate limits and outbound queue from the settings
+    /// (`CONFAB_WS_*`: production keeps the defaults, benchmarks raise them).
+    pub fn from_settings(settings: &Settings) -> GatewayConfig {
+        GatewayConfig {
+            outbound_queue: settings.ws_outbound_queue,
+            frames_per_sec: settings.ws_frames_per_sec,
+            frames_burst: settings.ws_frames_burst,
+            sends_per_sec: settings.ws_sends_per_sec,
+            sends_burst: settings.ws_sends_burst,
+            user_sends_per_sec: settings.ws_user_sends_per_sec,
+            user_sends_burst: settings.ws_user_sends_burst,
+            ..GatewayConfig::default()
+        }
+    }
+}
+
 /// What the gateway needs from outside.
 #[derive(Debug, Clone)]
 pub struct Deps {
@@ -130,7 +147,10 @@ impl Deps {
         )
         .await
         .context("connecting to Redis")?;
-        Ok(Deps::redis(db, Arc::new(bus), keys))
+        Ok(
+            Deps::redis(db, Arc::new(bus), keys)
+                .with_config(GatewayConfig::from_settings(settings)),
+        )
     }
 
     /// Replaces the limits and timings (the presence TTL is fixed when the presence

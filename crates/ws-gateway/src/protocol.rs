@@ -38,6 +38,17 @@ pub enum ClientFrame {
         #[serde(default)]
         before: Option<MessageId>,
     },
+    /// Change the text of one's own message.
+    Edit {
+        room: String,
+        id: MessageId,
+        body: String,
+    },
+    /// Delete one's own message, or any in a room one moderates or owns.
+    Delete {
+        room: String,
+        id: MessageId,
+    },
 }
 
 impl ClientFrame {
@@ -49,6 +60,8 @@ impl ClientFrame {
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::Read { .. } => "read",
             ClientFrame::History { .. } => "history",
+            ClientFrame::Edit { .. } => "edit",
+            ClientFrame::Delete { .. } => "delete",
         }
     }
 
@@ -269,6 +282,21 @@ mod tests {
             parse(r#"{"type":"read","room":"r","id":3}"#),
             Ok(ClientFrame::Read { .. })
         ));
+        assert_eq!(
+            parse(r#"{"type":"edit","room":"r","id":3,"body":"fixed"}"#),
+            Ok(ClientFrame::Edit {
+                room: "r".into(),
+                id: MessageId(3),
+                body: "fixed".into()
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"delete","room":"r","id":3}"#),
+            Ok(ClientFrame::Delete {
+                room: "r".into(),
+                id: MessageId(3)
+            })
+        );
         assert!(matches!(
             parse(r#"{"type":"history","room":"r","before":3}"#),
             Ok(ClientFrame::History {

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod db;
+pub mod export;
 pub mod keys;
 pub mod rooms;
 pub mod serve;

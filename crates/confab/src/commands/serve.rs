@@ -45,14 +45,16 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             );
             (
                 bus.clone(),
-                ws_gateway::Deps::redis(db.clone(), bus, keys.clone()),
+                ws_gateway::Deps::redis(db.clone(), bus, keys.clone())
+                    .with_config(ws_gateway::GatewayConfig::from_settings(&settings)),
             )
         }
         None => {
             let bus = Arc::new(MemoryBus::new());
             (
                 bus.clone(),
-                ws_gateway::Deps::in_process(db.clone(), bus, keys.clone()),
+                ws_gateway::Deps::in_process(db.clone(), bus, keys.clone())
+                    .with_config(ws_gateway::GatewayConfig::from_settings(&settings)),
             )
         }
     };

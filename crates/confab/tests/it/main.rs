@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
+mod browser;
+
 use domain::{db::Backend, testing::TestDb};
 use std::{
     io::Write,
@@ -246,4 +248,137 @@ fn rotate_keys_moves_every_message_to_the_new_key() {
     )
     .unwrap();
     assert!(page.messages.iter().all(|m| m.body.text().is_some()));
+}
+
+fn with_keys(url: &str, dir: &std::path::Path, keys: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_confab"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("CONFAB_DATABASE_URL", url)
+        .env("CONFAB_MESSAGE_KEYS", keys)
+        .output()
+        .unwrap()
+}
+
+fn export_import(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let src_db = TestDb::new(backend);
+    let dst_db = TestDb::new(backend);
+    let src_keys = domain::crypto::MessageKeys::generate_line("src");
+    let dst_keys = domain::crypto::MessageKeys::generate_line("dst");
+    let keys = domain::crypto::MessageKeys::parse(&src_keys).unwrap();
+    let mut c = src_db.db.get().unwrap();
+    let ana = domain::repo::user::create(
+        &mut c,
+        &domain::repo::user::NewUser {
+            username: "ana".into(),
+            display_name: "Ana Lima".into(),
+            password: "a good password".into(),
+            is_staff: false,
+            is_superuser: false,
+        },
+        4,
+    )
+    .unwrap();
+    let room = domain::repo::room::create(
+        &mut c,
+        &domain::repo::room::NewRoom {
+            slug: "team".into(),
+            name: "The Team".into(),
+            topic: String::new(),
+            kind: domain::model::RoomKind::Private,
+            created_by: Some(ana.id),
+        },
+    )
+    .unwrap();
+    for i in 0..250 {
+        domain::repo::message::post(
+            &mut c,
+            &keys,
+            &domain::repo::message::NewMessage {
+                room_id: room.id,
+                author_id: Some(ana.id),
+                kind: domain::model::MessageKind::Text,
+                body: format!("message {i} ✓"),
+                client_id: None,
+            },
+            4000,
+        )
+        .unwrap();
+    }
+    drop(c);
+    let file = dir.path().join("team.json");
+    let file_arg = file.to_str().unwrap();
+
+    let o = with_keys(
+        &src_db.url,
+        dir.path(),
+        &src_keys,
+        &["export-room", "team", "--output", file_arg],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = with_keys(&src_db.url, dir.path(), &src_keys, &["export-room", "team"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let from_stdout = domain::export::read_json(&o.stdout[..]).unwrap();
+    let from_file = domain::export::read_json(std::fs::File::open(&file).unwrap()).unwrap();
+    assert_eq!(from_stdout.messages, from_file.messages);
+    let o = with_keys(
+        &src_db.url,
+        dir.path(),
+        &src_keys,
+        &["export-room", "nowhere"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    let o = with_keys(
+        &dst_db.url,
+        dir.path(),
+        &dst_keys,
+        &["import-room", file_arg],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("250 message(s) added"), "{}", text(&o));
+    let o = with_keys(
+        &dst_db.url,
+        dir.path(),
+        &dst_keys,
+        &["import-room", file_arg],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("0 message(s) added, 250 already present"),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(dir.path().join("bad.json"), "{\"format\": \"nope\"}").unwrap();
+    let o = with_keys(
+        &dst_db.url,
+        dir.path(),
+        &dst_keys,
+        &["import-room", dir.path().join("bad.json").to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    let dk = domain::crypto::MessageKeys::parse(&dst_keys).unwrap();
+    let mut c = dst_db.db.get().unwrap();
+    let back = domain::export::export_room(&mut c, &dk, "team").unwrap();
+    assert_eq!(
+        back.messages, from_file.messages,
+        "bodies, ids, order and times survive"
+    );
+    let ana = domain::repo::user::find_by_username(&mut c, "ana")
+        .unwrap()
+        .unwrap();
+    assert!(!ana.is_active && ana.display_name == "Ana Lima");
+}
+
+#[test]
+fn export_and_import_room_on_sqlite() {
+    export_import(Backend::Sqlite);
+}
+
+#[test]
+fn export_and_import_room_on_postgres() {
+    export_import(Backend::Postgres);
 }

@@ -128,6 +128,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    user_blocks (blocker_id, blocked_id) {
+        blocker_id -> BigInt,
+        blocked_id -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mentions (message_id, user_id) {
+        message_id -> BigInt,
+        user_id -> BigInt,
+        room_id -> BigInt,
+    }
+}
+
 diesel::joinable!(group_permissions -> auth_groups (group_id));
 diesel::joinable!(user_groups -> auth_groups (group_id));
 diesel::joinable!(user_groups -> users (user_id));
@@ -140,6 +156,7 @@ diesel::joinable!(messages -> users (author_id));
 diesel::joinable!(attachments -> rooms (room_id));
 diesel::joinable!(attachments -> messages (message_id));
 diesel::joinable!(audit_log -> users (actor_id));
+diesel::joinable!(mentions -> messages (message_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -153,4 +170,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     attachments,
     audit_log,
+    user_blocks,
+    mentions,
 );

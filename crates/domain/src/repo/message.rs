@@ -42,7 +42,7 @@ type AuthorCols = (Option<String>, Option<String>);
 
 /// What a message body is bound to: its room. A ciphertext moved to another room does
 /// not decrypt.
-fn aad(room: i64) -> Vec<u8> {
+pub(crate) fn aad(room: i64) -> Vec<u8> {
     format!("confab:message:v1:room:{room}").into_bytes()
 }
 
@@ -161,6 +161,15 @@ pub fn post(
             .values(values)
             .returning(messages::id)
             .get_result(c))?;
+        if new.kind == MessageKind::Text {
+            crate::repo::mention::record(
+                conn,
+                MessageId(id),
+                new.room_id,
+                new.author_id,
+                &new.body,
+            )?;
+        }
         let message = find(conn, keys, MessageId(id))?;
         Ok(Posted {
             message,

@@ -1,8 +1,13 @@
 //! Repository functions: plain functions over a connection, one module per aggregate.
 //! Callers in async code wrap them in [`crate::db::Db::run`].
 
+pub mod admin;
+pub mod attachment;
 pub mod audit;
+pub mod block;
+pub mod direct;
 pub mod group;
+pub mod mention;
 pub mod message;
 pub mod room;
 pub mod session;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: that is how they fail
 
 mod concurrency;
+mod export;
 mod messages;
 mod rooms;
 mod sessions;

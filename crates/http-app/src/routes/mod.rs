@@ -1,12 +1,16 @@
 //! Routes, one module per resource.
 
+mod api;
 mod app;
 mod auth;
 mod devices;
+mod direct;
 mod health;
 mod language;
+mod media;
 mod rooms;
 mod setup;
+mod uploads;
 
 use crate::error::AppError;
 use actix_web::web;
@@ -19,6 +23,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     rooms::configure(cfg);
     devices::configure(cfg);
     language::configure(cfg);
+    crate::admin::configure(cfg);
+    api::configure(cfg);
+    direct::configure(cfg);
+    uploads::configure(cfg);
+    media::configure(cfg);
 }
 
 pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {

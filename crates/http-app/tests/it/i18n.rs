@@ -53,7 +53,17 @@ fn keys_used_in(dir: &Path, ext: &str, found: &mut BTreeSet<String>) {
             keys_used_in(&path, ext, found);
         } else if path.extension().is_some_and(|e| e == ext) {
             let text = std::fs::read_to_string(&path).expect("utf8");
-            for piece in text.split('"').skip(1).step_by(2) {
+            let parts: Vec<&str> = text.split('"').collect();
+            // In templates only `key="…"` names a message; other quoted text there (ids,
+            // CSS classes such as `rooms-heading`) merely shares a prefix.
+            let quoted = parts
+                .iter()
+                .enumerate()
+                .skip(1)
+                .step_by(2)
+                .filter(|(i, _)| ext != "html" || parts[i - 1].ends_with("key="))
+                .map(|(_, p)| *p);
+            for piece in quoted {
                 let prefixes = [
                     "nav-",
                     "language-",
@@ -67,6 +77,7 @@ fn keys_used_in(dir: &Path, ext: &str, found: &mut BTreeSet<String>) {
                     "room-settings-",
                     "devices-",
                     "error-",
+                    "admin-",
                 ];
                 if prefixes.iter().any(|p| piece.starts_with(p))
                     && piece
@@ -80,9 +91,35 @@ fn keys_used_in(dir: &Path, ext: &str, found: &mut BTreeSet<String>) {
     }
 }
 
+/// Every `.ftl` file of a locale folder (fluent-templates loads them all), merged; a key
+/// defined in two files is an error.
+fn locale(dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("locale folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ftl"))
+        .collect();
+    files.sort();
+    let mut out = BTreeMap::new();
+    for file in files {
+        for (key, vars) in messages(&file) {
+            assert!(
+                out.insert(key.clone(), vars).is_none(),
+                "{}: {key} is defined in another file too",
+                file.display()
+            );
+        }
+    }
+    out
+}
+
 #[test]
 fn every_language_has_every_key() {
-    let english = messages(&root().join("locales/en/main.ftl"));
+    let english = locale(&root().join("locales/en"));
+    assert!(
+        english.contains_key("login-title") && english.contains_key("admin-title"),
+        "main.ftl and admin.ftl are both read"
+    );
     let mut languages = 0;
     for entry in std::fs::read_dir(root().join("locales")).expect("locales") {
         let dir = entry.expect("entry").path();
@@ -91,7 +128,7 @@ fn every_language_has_every_key() {
             .expect("name")
             .to_string_lossy()
             .into_owned();
-        let other = messages(&dir.join("main.ftl"));
+        let other = locale(&dir);
         let missing: Vec<_> = english.keys().filter(|k| !other.contains_key(*k)).collect();
         let extra: Vec<_> = other.keys().filter(|k| !english.contains_key(*k)).collect();
         assert!(missing.is_empty(), "{lang} lacks {missing:?}");

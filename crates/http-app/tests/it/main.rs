@@ -3,12 +3,15 @@
 
 mod helpers;
 
+mod admin;
 mod auth;
 mod contract;
 mod devices;
+mod direct;
 mod health;
 mod i18n;
 mod pages;
 mod rooms;
 mod security;
 mod setup;
+mod uploads;

@@ -156,32 +156,44 @@ async fn a_slow_reader_is_dropped_and_nobody_else_waits() {
     sid_ws.join("lobby", None).await;
     assert_eq!(gw.gateway.connections(), 3);
 
-    // Bob reads everything, concurrently.
-    let n = 400;
+    // Bob reads everything, concurrently, noting how long each message took to reach him
+    // (the sender's clock is in the body).
+    let n = 10_000;
+    let rss_before = rss_kib();
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
+        let mut latencies = Vec::with_capacity(n);
         while got.len() < n {
             let f = bob_ws.next().await;
             if f["type"] == "message" {
                 got.push(f["id"].as_i64().expect("id"));
+                let sent_at: u128 = f["body"]
+                    .as_str()
+                    .and_then(|b| b.split(':').next())
+                    .and_then(|t| t.parse().ok())
+                    .expect("timestamped body");
+                latencies.push(now_micros().saturating_sub(sent_at));
             }
         }
-        (got, bob_ws)
+        (got, latencies, bob_ws)
     });
-    let body = "z".repeat(3000);
+    let pad = "z".repeat(300);
     let mut sent = Vec::new();
     let started = Instant::now();
     for i in 0..n {
+        let body = format!("{}:{pad}", now_micros());
         sent.push(ann_ws.post("lobby", &body, &format!("s{i}")).await);
         let echo = ann_ws.next().await;
         assert_eq!(echo["type"], "message");
     }
-    let (got, _bob_ws) = tokio::time::timeout(Duration::from_secs(30), reader)
+    let (got, mut latencies, _bob_ws) = tokio::time::timeout(Duration::from_secs(120), reader)
         .await
         .expect("bob keeps up")
         .expect("reader");
     assert_eq!(got, sent, "the fast reader got everything, in order");
     let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
 
     // Sid fell more than the queue behind and was disconnected.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -193,7 +205,12 @@ async fn a_slow_reader_is_dropped_and_nobody_else_waits() {
     let code = sid_ws.closed(Duration::from_secs(10)).await;
     assert!(matches!(code, None | Some(1008)), "{code:?}");
     eprintln!(
-        "slow-reader: {n} messages of 3000 chars to 2 readers in {elapsed:?}; the slow one was dropped with its queue capped at {queue} frames"
+        "slow-reader: {n} messages to 2 readers in {elapsed:?}; the reader's latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; \
+         the slow one was dropped with its queue capped at {queue} frames; test process RSS {rss_before} KiB -> {} KiB",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+        rss_kib()
     );
     gw.stop().await;
 }
@@ -213,4 +230,24 @@ async fn sigterm_closes_every_socket_with_1012_and_exits() {
     assert_eq!(b.closed(Duration::from_secs(5)).await, Some(1012));
     let status = p.wait();
     assert!(status.success(), "clean exit: {status:?}");
+}
+
+fn now_micros() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_micros()
+}
+
+/// This process's resident memory, from /proc (the gateway runs in it).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }

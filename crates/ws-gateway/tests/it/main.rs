@@ -4,4 +4,5 @@ mod handshake;
 mod helpers;
 mod limits;
 mod messaging;
+mod private;
 mod redis_bus;
