@@ -238,6 +238,25 @@ impl Confab {
         );
     }
 
+    /// A superuser, through `confab createsuperuser --password-stdin`.
+    fn create_superuser(&self, name: &str, password: &str) {
+        let mut child = self
+            .command(&["createsuperuser", "--username", name, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "createsuperuser {name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn create_room(&self, slug: &str, name: &str) {
         let out = self
             .command(&["createroom", slug, "--name", name])
@@ -1600,4 +1619,59 @@ async fn the_sidebar_shows_unread_and_mention_badges() {
          && !document.querySelector(\"a[data-room='random'] .unread-count\").hidden",
     )
     .await;
+}
+
+/// The admin's user list and a room's messages, as a superuser created on the command
+/// line who signs in through the real login form.
+#[tokio::test]
+async fn the_admin_lists_users_and_messages() {
+    let confab = Confab::start();
+    confab.create_superuser("root", "root's password");
+    confab.create_user_named("ana", "Ana Lima", "ana's password");
+    confab.create_user_named("ben", "Ben Okafor", "ben's password");
+    confab.post_directly(
+        "general",
+        "ana",
+        &[
+            "Morning all, the build is green".to_owned(),
+            "Standup moves to 10:30 today".to_owned(),
+        ],
+    );
+    confab.post_directly("general", "ben", &["Thanks Ana, see you there".to_owned()]);
+
+    let browser = Browser::launch(&confab, Scheme::Light).await;
+    browser.sign_in("root", "root's password").await;
+
+    browser.goto("/admin/users").await;
+    browser
+        .eventually(
+            "ana and ben in the user list",
+            "document.querySelector('.admin-table') && \
+             ['ana', 'ben', 'root'].every(n => [...document.querySelectorAll('.admin-table tbody td a')].some(a => a.textContent === n))",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .js("return document.querySelector('.admin-nav a[aria-current=page]').getAttribute('href');")
+            .await,
+        json!("/admin/users")
+    );
+    browser.screenshot("admin-users").await;
+
+    browser.goto("/admin/messages?room=general").await;
+    browser
+        .eventually(
+            "the messages of #general with their bodies",
+            "[...document.querySelectorAll('.admin-table td.body')].some(td => td.textContent === 'Standup moves to 10:30 today') \
+             && [...document.querySelectorAll('.admin-table td.body')].some(td => td.textContent === 'Thanks Ana, see you there')",
+        )
+        .await;
+    // Nothing overflows the page sideways.
+    assert_eq!(
+        browser
+            .js("return document.documentElement.scrollWidth <= window.innerWidth;")
+            .await,
+        json!(true)
+    );
+    browser.screenshot("admin-messages").await;
 }

@@ -1,9 +1,9 @@
 //! `/admin/attachments`: uploaded files' metadata, newest first; delete one (after a
-//! confirmation page). Deleting removes the row; the stored file is the media code's to
-//! clean up (its storage layout is not the admin's business).
+//! confirmation page). Deleting removes the row, then the stored file and its thumbnail
+//! through `media::remove_files` (the storage layout stays the media code's business).
 
 use super::{PAGE_SIZE, Staff, done, link, when};
-use crate::error::AppResult;
+use crate::{error::AppResult, media};
 use actix_web::{HttpResponse, get, post, web};
 use domain::{
     db::write_tx,
@@ -97,7 +97,7 @@ async fn delete(staff: Staff, id: web::Path<i64>) -> AppResult<HttpResponse> {
         aid,
         serde_json::json!({}),
     );
-    staff
+    let (storage_key, thumbnail_key) = staff
         .state()
         .db
         .run(move |c| {
@@ -108,9 +108,13 @@ async fn delete(staff: Staff, id: web::Path<i64>) -> AppResult<HttpResponse> {
                     "sha256": a.sha256,
                     "storage_key": a.storage_key,
                 }));
-                note.record(c)
+                note.record(c)?;
+                Ok((a.storage_key, a.thumbnail_key))
             })
         })
         .await?;
+    // Only after the commit: a failed deletion must not lose the file of a kept row.
+    let dirs = media::MediaDirs::new(&staff.state().settings.data_dir);
+    media::remove_files(&dirs, &storage_key, thumbnail_key.as_deref()).await;
     Ok(done("/admin/attachments"))
 }

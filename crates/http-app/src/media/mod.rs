@@ -48,6 +48,26 @@ impl MediaDirs {
     }
 }
 
+/// Removes the stored files of one attachment (the file and its thumbnail, if any),
+/// once its row is gone. A file already missing is not an error; any other failure is
+/// logged and the rest still removed, since the row is gone either way and a leftover
+/// file is only wasted space (keys are unguessable, and nothing links to it any more).
+pub async fn remove_files(dirs: &MediaDirs, storage_key: &str, thumbnail_key: Option<&str>) {
+    for key in std::iter::once(storage_key).chain(thumbnail_key) {
+        let Some(path) = dirs.path_of(key) else {
+            tracing::warn!(key, "not removing a file with an unexpected storage key");
+            continue;
+        };
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "could not remove a media file");
+            }
+        }
+    }
+}
+
 /// A new random storage key.
 pub fn new_key() -> std::io::Result<String> {
     let mut raw = [0u8; 16];

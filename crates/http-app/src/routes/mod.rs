@@ -1,5 +1,6 @@
 //! Routes, one module per resource.
 
+mod account;
 mod api;
 mod app;
 mod auth;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     rooms::configure(cfg);
     devices::configure(cfg);
     language::configure(cfg);
+    account::configure(cfg);
     crate::admin::configure(cfg);
     api::configure(cfg);
     direct::configure(cfg);

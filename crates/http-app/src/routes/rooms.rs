@@ -12,10 +12,13 @@ use actix_web::{HttpResponse, get, http::StatusCode, post, web};
 use domain::{
     DomainError,
     bus::{Event, MembershipChange, Topic},
-    ids::RoomId,
+    ids::{RoomId, UserId},
     model::{Room, RoomKind, RoomRole},
     permissions::{self, Action},
-    repo::room::{self, NewRoom},
+    repo::{
+        self,
+        room::{self, NewRoom},
+    },
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -27,7 +30,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(create)
         .service(join)
         .service(settings_form)
-        .service(save_settings);
+        .service(save_settings)
+        .service(member_list)
+        .service(change_role)
+        .service(remove_member);
 }
 
 #[derive(Serialize)]
@@ -303,4 +309,197 @@ async fn save_settings(
             settings_page(&page, view, Some(page.t(key)), false)
         }
     }
+}
+
+#[derive(Serialize)]
+struct MemberView {
+    id: i64,
+    username: String,
+    display_name: String,
+    role: &'static str,
+}
+
+/// The member list, with the role controls when the viewer may manage members.
+async fn members_page(
+    page: &Page,
+    state: &AppState,
+    me: &CurrentUser,
+    slug: String,
+    error: Option<String>,
+) -> AppResult<HttpResponse> {
+    let (room, role, subject) = readable_room(state, me, slug).await?;
+    let rid = room.id;
+    let rows = state
+        .db
+        .run(move |c| repo::user::members_of(c, rid))
+        .await?;
+    let views: Vec<MemberView> = rows
+        .into_iter()
+        .map(|(u, role)| MemberView {
+            id: u.id.0,
+            username: u.username,
+            display_name: u.display_name,
+            role: role.as_str(),
+        })
+        .collect();
+    let can_manage = permissions::decide(&subject, Action::ManageMembers, Some((&room, role)));
+    let can_settings = permissions::decide(&subject, Action::ManageRoom, Some((&room, role)));
+    let mut ctx = page.context();
+    ctx.insert(
+        "room",
+        &RoomHeading {
+            slug: room.slug,
+            name: room.name,
+        },
+    );
+    ctx.insert("members", &views);
+    ctx.insert("can_manage", &can_manage);
+    ctx.insert("is_owner", &(role == Some(RoomRole::Owner)));
+    ctx.insert("can_settings", &can_settings);
+    ctx.insert("roles", &["owner", "moderator", "member", "readonly"]);
+    ctx.insert("error", &error);
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    page.render_status(status, "room_members.html", &ctx)
+}
+
+#[derive(Serialize)]
+struct RoomHeading {
+    slug: String,
+    name: String,
+}
+
+#[get("/rooms/{slug}/members")]
+async fn member_list(
+    page: Page,
+    me: CurrentUser,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    members_page(&page, &state, &me, slug.into_inner(), None).await
+}
+
+#[derive(Deserialize)]
+struct RoleForm {
+    role: String,
+}
+
+/// Why a member change was refused, to show on the member list.
+enum MemberChange {
+    Done(Option<MembershipChange>),
+    LastOwner,
+}
+
+/// Applies `new_role` (`None`: remove) to member `target`, after the checks every
+/// change shares: the viewer manages members here; only an owner grants or takes away
+/// ownership; the room never loses its last owner.
+async fn change_member(
+    state: &AppState,
+    me: &CurrentUser,
+    slug: String,
+    target: UserId,
+    new_role: Option<RoomRole>,
+) -> AppResult<(Room, MemberChange)> {
+    let (room, role, subject) = readable_room(state, me, slug).await?;
+    if !permissions::decide(&subject, Action::ManageMembers, Some((&room, role))) {
+        return Err(AppError::Forbidden);
+    }
+    let rid = room.id;
+    let viewer_is_owner = role == Some(RoomRole::Owner);
+    let outcome = state
+        .db
+        .run(move |c| {
+            domain::db::write_tx(c, |c| {
+                let current = room::membership(c, rid, target)?
+                    .ok_or(DomainError::NotFound)?
+                    .role;
+                let touches_owner = current == RoomRole::Owner || new_role == Some(RoomRole::Owner);
+                if touches_owner && !viewer_is_owner {
+                    return Err(DomainError::Forbidden);
+                }
+                if current == RoomRole::Owner && new_role != Some(RoomRole::Owner) {
+                    let owners = repo::user::members_of(c, rid)?
+                        .into_iter()
+                        .filter(|(_, r)| *r == RoomRole::Owner)
+                        .count();
+                    if owners <= 1 {
+                        return Ok(MemberChange::LastOwner);
+                    }
+                }
+                match new_role {
+                    Some(r) if r == current => Ok(MemberChange::Done(None)),
+                    Some(r) => {
+                        room::add_member(c, rid, target, r)?;
+                        Ok(MemberChange::Done(Some(MembershipChange::RoleChanged)))
+                    }
+                    None => {
+                        let removed = room::remove_member(c, rid, target)?;
+                        Ok(MemberChange::Done(
+                            removed.then_some(MembershipChange::Left),
+                        ))
+                    }
+                }
+            })
+        })
+        .await
+        .map_err(AppError::from)?;
+    if let MemberChange::Done(Some(change)) = &outcome {
+        tracing::info!(room = %room.slug, user_id = %me.id(), member = %target, "membership changed");
+        let event = Event::Membership {
+            room_id: room.id,
+            room: room.slug.clone(),
+            user_id: target,
+            change: *change,
+        };
+        if let Err(e) = state.bus.publish(Topic::Room(room.id), &event).await {
+            tracing::warn!(error = %e, "could not announce a membership change");
+        }
+    }
+    Ok((room, outcome))
+}
+
+async fn after_change(
+    page: &Page,
+    state: &AppState,
+    me: &CurrentUser,
+    room: Room,
+    outcome: MemberChange,
+) -> AppResult<HttpResponse> {
+    match outcome {
+        MemberChange::Done(_) => Ok(see_other(&format!("/rooms/{}/members", room.slug))),
+        MemberChange::LastOwner => {
+            let msg = page.t("members-last-owner");
+            members_page(page, state, me, room.slug, Some(msg)).await
+        }
+    }
+}
+
+#[post("/rooms/{slug}/members/{user}/role")]
+async fn change_role(
+    page: Page,
+    me: CurrentUser,
+    state: web::Data<AppState>,
+    path: web::Path<(String, i64)>,
+    form: web::Form<RoleForm>,
+) -> AppResult<HttpResponse> {
+    let (slug, target) = path.into_inner();
+    let role =
+        RoomRole::parse(&form.role).ok_or_else(|| AppError::BadRequest("role: unknown".into()))?;
+    let (room, outcome) = change_member(&state, &me, slug, UserId(target), Some(role)).await?;
+    after_change(&page, &state, &me, room, outcome).await
+}
+
+#[post("/rooms/{slug}/members/{user}/remove")]
+async fn remove_member(
+    page: Page,
+    me: CurrentUser,
+    state: web::Data<AppState>,
+    path: web::Path<(String, i64)>,
+) -> AppResult<HttpResponse> {
+    let (slug, target) = path.into_inner();
+    let (room, outcome) = change_member(&state, &me, slug, UserId(target), None).await?;
+    after_change(&page, &state, &me, room, outcome).await
 }

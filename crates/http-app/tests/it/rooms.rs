@@ -4,6 +4,8 @@ use crate::{both_backends, helpers::*};
 use domain::{
     bus::{Event, MembershipChange, Topic},
     db::Backend,
+    ids::RoomId,
+    model::RoomRole,
 };
 use reqwest::{Client, StatusCode};
 use std::time::Duration;
@@ -207,7 +209,205 @@ async fn only_owners_change_room_settings(backend: Backend) {
     );
 }
 
+/// A private room `secret` owned by alice, with bob as a plain member; carol is not in it.
+async fn private_room_with_members(app: &TestApp) -> (Client, Client, Client, domain::model::Room) {
+    app.create_user("alice", "Alice Owner").await;
+    let bob = app.create_user("bob", "Bob Member").await;
+    app.create_user("carol", "Carol Outsider").await;
+    let (a, b, c) = (client(), client(), client());
+    for (cl, name) in [(&a, "alice"), (&b, "bob"), (&c, "carol")] {
+        sign_in(cl, app, name).await;
+    }
+    let res = post_form(
+        &a,
+        app,
+        "/rooms",
+        &[("slug", "secret"), ("kind", "private")],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let room = app
+        .test_db
+        .db
+        .run(move |c| {
+            let room = domain::repo::room::find_by_slug(c, "secret")?.expect("room");
+            domain::repo::room::add_member(c, room.id, bob.id, RoomRole::Member)?;
+            Ok(room)
+        })
+        .await
+        .expect("room");
+    (a, b, c, room)
+}
+
+async fn role_of(app: &TestApp, room: RoomId, username: &'static str) -> Option<RoomRole> {
+    app.test_db
+        .db
+        .run(move |c| {
+            let u = domain::repo::user::find_by_username(c, username)?.expect("user");
+            Ok(domain::repo::room::membership(c, room, u.id)?.map(|m| m.role))
+        })
+        .await
+        .expect("membership")
+}
+
+async fn members_see_the_member_list_with_roles(backend: Backend) {
+    let app = spawn(backend).await;
+    let (a, b, c, _) = private_room_with_members(&app).await;
+    let (status, body) = page(&b, &app, "/rooms/secret/members").await;
+    assert_eq!(status, StatusCode::OK);
+    for text in [
+        "Alice Owner",
+        "@alice",
+        "Owner",
+        "Bob Member",
+        "@bob",
+        "Member",
+    ] {
+        assert!(body.contains(text), "{text} missing from the member list");
+    }
+    assert!(!body.contains("Carol"));
+    assert!(
+        !body.contains("/members/"),
+        "a plain member gets no role controls"
+    );
+    // The owner gets the controls, and the settings page links here.
+    let (_, body) = page(&a, &app, "/rooms/secret/members").await;
+    assert!(body.contains("/rooms/secret/members/") && body.contains("name=\"role\""));
+    let (_, body) = page(&a, &app, "/rooms/secret/settings").await;
+    assert!(body.contains("href=\"/rooms/secret/members\""));
+    // A private room's members are as invisible as the room: 404, like an unknown room.
+    let (status, _) = page(&c, &app, "/rooms/secret/members").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = page(&c, &app, "/rooms/no-such-room/members").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A public room's list is open to anyone signed in, and linked from the rooms list.
+    let (status, body) = page(&c, &app, "/rooms/general/members").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Members"));
+    let (_, body) = page(&c, &app, "/rooms").await;
+    assert!(body.contains("href=\"/rooms/general/members\""));
+    // Signed out: sign in first.
+    let (status, _) = page(&client(), &app, "/rooms/general/members").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+async fn only_owners_change_member_roles(backend: Backend) {
+    let app = spawn(backend).await;
+    let (a, b, c, room) = private_room_with_members(&app).await;
+    let alice = app
+        .test_db
+        .db
+        .run(|c| domain::repo::user::find_by_username(c, "alice"))
+        .await
+        .expect("query")
+        .expect("alice");
+    let bob_id = app
+        .test_db
+        .db
+        .run(|c| domain::repo::user::find_by_username(c, "bob"))
+        .await
+        .expect("query")
+        .expect("bob")
+        .id;
+    let alice_path = format!("/rooms/secret/members/{}/role", alice.id);
+    let bob_path = format!("/rooms/secret/members/{bob_id}/role");
+
+    // A plain member may neither change roles nor remove anyone.
+    let res = post_form(&b, &app, &bob_path, &[("role", "owner")]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = post_form(&b, &app, &alice_path, &[("role", "member")]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = post_form(
+        &b,
+        &app,
+        &format!("/rooms/secret/members/{}/remove", alice.id),
+        &[],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // An outsider does not even learn the room exists.
+    let res = post_form(&c, &app, &bob_path, &[("role", "owner")]).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(role_of(&app, room.id, "bob").await, Some(RoomRole::Member));
+    assert_eq!(role_of(&app, room.id, "alice").await, Some(RoomRole::Owner));
+    // Without the CSRF token, nothing happens.
+    let res = a
+        .post(app.url(&bob_path))
+        .form(&[("role", "moderator")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    app.bus
+        .subscribe(Topic::Room(room.id))
+        .await
+        .expect("subscribe");
+    let mut events = app.bus.events();
+    // The owner can, and the change is announced to the room.
+    let res = post_form(&a, &app, &bob_path, &[("role", "moderator")]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/rooms/secret/members");
+    assert_eq!(
+        role_of(&app, room.id, "bob").await,
+        Some(RoomRole::Moderator)
+    );
+    let env = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("an event")
+        .expect("open");
+    assert_eq!(
+        env.event,
+        Event::Membership {
+            room_id: room.id,
+            room: "secret".into(),
+            user_id: bob_id,
+            change: MembershipChange::RoleChanged,
+        }
+    );
+    let (_, body) = page(&b, &app, "/rooms/secret/members").await;
+    assert!(body.contains("Moderator"));
+    // A moderator manages members but cannot hand out or take away ownership.
+    let res = post_form(&b, &app, &alice_path, &[("role", "member")]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // The last owner cannot step down.
+    let res = post_form(&a, &app, &alice_path, &[("role", "member")]).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        res.text()
+            .await
+            .expect("body")
+            .contains("at least one owner")
+    );
+    assert_eq!(role_of(&app, room.id, "alice").await, Some(RoomRole::Owner));
+    // Removing a member.
+    let res = post_form(
+        &a,
+        &app,
+        &format!("/rooms/secret/members/{bob_id}/remove"),
+        &[],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(role_of(&app, room.id, "bob").await, None);
+    let env = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("an event")
+        .expect("open");
+    assert!(matches!(
+        env.event,
+        Event::Membership {
+            change: MembershipChange::Left,
+            ..
+        }
+    ));
+    let (status, _) = page(&b, &app, "/rooms/secret/members").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 both_backends!(
     rooms_can_be_created_listed_and_joined,
-    only_owners_change_room_settings
+    only_owners_change_room_settings,
+    members_see_the_member_list_with_roles,
+    only_owners_change_member_roles,
 );

@@ -544,9 +544,69 @@ async fn behind_nginx_media_is_handed_off(backend: Backend) {
     assert!(res.bytes().await.expect("body").is_empty());
 }
 
+/// Deleting an attachment in `/admin/attachments` removes its stored file and thumbnail,
+/// not only the row.
+async fn an_admin_deleting_an_attachment_removes_its_files(backend: Backend) {
+    let m = MediaApp::spawn(backend, |_| {}).await;
+    let app = &m.app;
+    let (_, c, token) = m.signed_in("ana").await;
+    let (status, up) = upload(
+        &c,
+        app,
+        &token,
+        "general",
+        "cat.png",
+        "image/png",
+        png(64, 48),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{up}");
+    let id = up["id"].as_i64().expect("id");
+    let stored = m.files();
+    assert_eq!(stored.len(), 2, "the picture and its thumbnail: {stored:?}");
+    assert!(
+        stored
+            .iter()
+            .any(|p| p.to_string_lossy().contains(".thumb."))
+    );
+
+    let new = repo::user::NewUser {
+        username: "boss".into(),
+        display_name: String::new(),
+        password: PASSWORD.into(),
+        is_staff: true,
+        is_superuser: true,
+    };
+    let cost = app.settings().bcrypt_cost;
+    app.test_db
+        .db
+        .run(move |c| repo::user::create(c, &new, cost))
+        .await
+        .expect("superuser");
+    let boss = client();
+    sign_in(&boss, app, "boss").await;
+    let token = get_csrf(&boss, app, &format!("/admin/attachments/{id}/delete")).await;
+    let res = boss
+        .post(app.url(&format!("/admin/attachments/{id}/delete")))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(m.files().is_empty(), "files left behind: {:?}", m.files());
+    assert!(stored.iter().all(|p| !p.exists()));
+    let res = c
+        .get(app.url(&format!("/media/{id}")))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
 both_backends!(
     pictures_are_sniffed_reencoded_and_served_to_members_only,
     refusals_are_clear_and_leave_nothing_on_disk,
     videos_are_served_with_ranges,
     behind_nginx_media_is_handed_off,
+    an_admin_deleting_an_attachment_removes_its_files,
 );
