@@ -1,0 +1,171 @@
+//! The loadgen against the bare bound and against a real in-process Confab gateway
+//! (SQLite, in-process bus) for a few seconds with a handful of sockets. Figures are
+//! reported, never asserted: only zero loss, zero duplicates and the report's shape.
+
+use domain::{
+    bus::memory::MemoryBus,
+    db::Backend,
+    testing::{TestDb, settings},
+};
+use loadgen::{
+    prep::Auth,
+    report::{self, Record},
+    run::{self, Options},
+};
+use secrecy::ExposeSecret;
+use std::sync::Arc;
+use ws_gateway::{Application, Deps, GatewayConfig};
+
+fn small() -> Options {
+    Options {
+        scenarios: ["fanout", "light", "bigroom", "ramp", "idle", "reconnect"]
+            .map(String::from)
+            .to_vec(),
+        duration: 1.0,
+        fanout_rooms: 2,
+        fanout_members: 4,
+        fanout_senders: 1,
+        fanout_rate: 20.0,
+        light_deliveries: 80.0,
+        bigroom_members: 12,
+        bigroom_senders: 2,
+        bigroom_rate: 20.0,
+        ramp_start: 10.0,
+        ramp_factor: 2.0,
+        ramp_step_secs: 0.7,
+        ramp_max_steps: 2,
+        idle_sockets: 10,
+        idle_users: 5,
+        idle_hold: 0.2,
+        reconnect_sockets: 8,
+        reconnect_missed: 5,
+        ..Options::default()
+    }
+}
+
+fn check(records: &[Record], name: &str) {
+    let scenarios: Vec<&str> = records
+        .iter()
+        .filter(|r| r.step.is_none())
+        .map(|r| r.scenario.as_str())
+        .collect();
+    assert_eq!(
+        scenarios,
+        ["fanout", "light", "bigroom", "ramp", "idle", "reconnect"]
+    );
+    for r in records {
+        assert_eq!(r.target, name);
+        assert_eq!(r.connect_failed, 0, "{r:?}");
+        assert_eq!((r.lost, r.duplicated, r.errors), (0, 0, 0), "{r:?}");
+        // Every line is JSON that reads back (floats to within their printing).
+        let line = serde_json::to_string(r).expect("json");
+        let back: Record = serde_json::from_str(&line).expect("parses");
+        assert_eq!(
+            (&back.scenario, back.step, back.delivered, back.lost),
+            (&r.scenario, r.step, r.delivered, r.lost)
+        );
+        assert_eq!(back.lat_p99_ms.is_some(), r.lat_p99_ms.is_some());
+    }
+    for r in records.iter().filter(|r| {
+        matches!(r.scenario.as_str(), "fanout" | "light" | "bigroom") || r.step.is_some()
+    }) {
+        assert!(r.acks > 0 && r.acks == r.sent, "{r:?}");
+        assert_eq!(r.delivered, r.expected, "{r:?}");
+        assert!(
+            r.lat_p99_ms.is_some() && r.deliveries_per_sec.is_some(),
+            "{r:?}"
+        );
+        assert!(r.server_cpu_cores.is_some() && r.loadgen_cpu_cores.is_some());
+    }
+    let ramp = records
+        .iter()
+        .find(|r| r.scenario == "ramp" && r.step.is_none())
+        .expect("ramp summary");
+    assert!(ramp.best_deliveries_per_sec.is_some() && ramp.stop_reason.is_some());
+    let idle = records.iter().find(|r| r.scenario == "idle").expect("idle");
+    assert_eq!(idle.established, 10);
+    assert!(idle.rss_per_conn_bytes.is_some());
+    let rc = records
+        .iter()
+        .find(|r| r.scenario == "reconnect")
+        .expect("reconnect");
+    assert_eq!(rc.caught_up, Some(8), "{rc:?}");
+    assert!(rc.reconnect_secs.is_some());
+    print!("{}", report::table(records));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bound_and_confab_lose_nothing() {
+    // The bare bound, in this process.
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let listener = sock.listen(1024).expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(loadgen::bare::serve(listener));
+    let me = std::process::id();
+    let bare = run::target(
+        "bare",
+        &[format!("ws://127.0.0.1:{port}/ws")],
+        None,
+        Auth::None,
+        &[me],
+        2,
+    )
+    .await
+    .expect("bare target");
+    let bare_records = run::run(&bare, &small(), |_| {}).await.expect("bare run");
+    check(&bare_records, "bare");
+
+    // Confab's gateway over SQLite and the in-process bus, with the limits raised
+    // through the settings as the benchmark does.
+    let db = TestDb::new(Backend::Sqlite);
+    let mut s = settings(&db.url);
+    s.ws_frames_per_sec = 10_000.0;
+    s.ws_frames_burst = 10_000.0;
+    s.ws_sends_per_sec = 10_000.0;
+    s.ws_sends_burst = 10_000.0;
+    s.ws_user_sends_per_sec = 10_000.0;
+    s.ws_user_sends_burst = 10_000.0;
+    let keys = s.message_keys().expect("keys");
+    let deps = Deps::in_process(db.db.clone(), Arc::new(MemoryBus::new()), keys)
+        .with_config(GatewayConfig::from_settings(&s));
+    let app = Application::build(s.clone(), deps).await.expect("gateway");
+    let gw_port = app.port();
+    let stop = app.stop_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    let urls: Vec<String> = (0..2)
+        .map(|_| format!("ws://127.0.0.1:{gw_port}/ws"))
+        .collect();
+    let confab = run::target(
+        "serve",
+        &urls,
+        Some("http://127.0.0.1:8000".into()),
+        Auth::Db {
+            database_url: db.url.clone(),
+            secret_key: s.secret_key.expose_secret().to_owned(),
+            http_login: None,
+        },
+        &[me],
+        2,
+    )
+    .await
+    .expect("confab target");
+    let confab_records = run::run(&confab, &small(), |_| {})
+        .await
+        .expect("confab run");
+    check(&confab_records, "serve");
+    stop.stop();
+    let _ = server.await;
+
+    let all: Vec<Record> = bare_records.into_iter().chain(confab_records).collect();
+    let md = report::markdown(&all, "bare", "serve", "prod", "CI");
+    for needle in [
+        "| ramp | serve |",
+        "| idle | bare |",
+        "## Targets (issue 8)",
+        "× bound",
+    ] {
+        assert!(md.contains(needle), "{needle} missing from:\n{md}");
+    }
+}
