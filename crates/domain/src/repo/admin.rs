@@ -605,8 +605,8 @@ pub fn list_sessions(
 }
 
 // ---------------------------------------------------------------------- attachments
-// `repo::attachment` is being written alongside; until it lands the admin reads and
-// deletes attachment rows through these two functions.
+// The admin's views carry the room slug and the uploader's name joined in (for lists
+// and audit details); `repo::attachment` holds the plain operations the media routes use.
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AttachmentMeta {
