@@ -340,15 +340,7 @@ async fn the_shipped_deployment_works_over_tls_end_to_end() {
     }
 
     // Sign in through nginx with the real form and CSRF token; a forged Origin is refused.
-    let page = ben
-        .http
-        .get(format!("{}/login", dep.origin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = ben.page("/login").await;
     let token = csrf_token(&page);
     let r = ben
         .http
@@ -380,15 +372,7 @@ async fn the_shipped_deployment_works_over_tls_end_to_end() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let devices = ben
-        .http
-        .get(format!("{}/devices", dep.origin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let devices = ben.page("/devices").await;
     assert!(
         devices.contains("127.0.0.1") && !devices.contains("203.0.113.7"),
         "{devices}"
@@ -496,15 +480,7 @@ async fn the_shipped_deployment_works_over_tls_end_to_end() {
 
     // A picture uploaded through nginx, then downloaded: http-app checks access and hands
     // the bytes off to nginx's internal location (X-Accel-Redirect), ranges included.
-    let page = ana
-        .http
-        .get(format!("{}/", dep.origin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = ana.page("/").await;
     let token = meta_csrf(&page);
     let part = reqwest::multipart::Part::bytes(png(64, 48))
         .file_name("photo.png")

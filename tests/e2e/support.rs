@@ -214,6 +214,17 @@ impl Browser {
         }
     }
 
+    /// The body of a page, fetched with this browser's cookies.
+    pub async fn page(&self, path: &str) -> String {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.origin))
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    }
+
     /// Signs in through the real form: fetch it for the CSRF token, post it back.
     pub async fn sign_in(&self, username: &str, password: &str) {
         let page = self

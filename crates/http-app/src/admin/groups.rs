@@ -45,11 +45,7 @@ async fn list_page(staff: &Staff, name: &str, errors: Errors) -> AppResult<HttpR
     ctx.insert("groups", &groups.iter().map(row).collect::<Vec<_>>());
     ctx.insert("name", name);
     ctx.insert("errors", &errors.into_context(&["name"]));
-    if invalid {
-        staff.render_invalid("admin/groups.html", &ctx)
-    } else {
-        staff.render("admin/groups.html", &ctx)
-    }
+    staff.render_form("admin/groups.html", &ctx, invalid)
 }
 
 #[get("/groups")]
@@ -120,11 +116,7 @@ fn detail_page(
             .collect::<Vec<_>>(),
     );
     ctx.insert("errors", &errors.into_context(&["name", "permissions"]));
-    if invalid {
-        staff.render_invalid("admin/group.html", &ctx)
-    } else {
-        staff.render("admin/group.html", &ctx)
-    }
+    staff.render_form("admin/group.html", &ctx, invalid)
 }
 
 #[get("/groups/{id}")]

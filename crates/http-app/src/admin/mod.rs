@@ -154,6 +154,20 @@ impl Staff {
             .render_status(StatusCode::BAD_REQUEST, template, ctx)
     }
 
+    /// A form page: 400 when it is shown again with errors, 200 otherwise.
+    pub fn render_form(
+        &self,
+        template: &str,
+        ctx: &tera::Context,
+        invalid: bool,
+    ) -> AppResult<HttpResponse> {
+        if invalid {
+            self.render_invalid(template, ctx)
+        } else {
+            self.render(template, ctx)
+        }
+    }
+
     /// The audit entry for a change this staff member makes, to be recorded in the same
     /// transaction as the change.
     pub fn note(

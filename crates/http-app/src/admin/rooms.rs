@@ -127,11 +127,7 @@ fn new_page(staff: &Staff, form: &NewForm, errors: Errors) -> AppResult<HttpResp
     let mut ctx = staff.context("rooms");
     ctx.insert("form", form);
     ctx.insert("errors", &errors.into_context(&["slug", "name", "topic"]));
-    if invalid {
-        staff.render_invalid("admin/room_new.html", &ctx)
-    } else {
-        staff.render("admin/room_new.html", &ctx)
-    }
+    staff.render_form("admin/room_new.html", &ctx, invalid)
 }
 
 #[get("/rooms/new")]
@@ -270,11 +266,7 @@ fn detail_page(
         "errors",
         &errors.into_context(&["name", "topic", "username", "role"]),
     );
-    if invalid {
-        staff.render_invalid("admin/room.html", &ctx)
-    } else {
-        staff.render("admin/room.html", &ctx)
-    }
+    staff.render_form("admin/room.html", &ctx, invalid)
 }
 
 #[get("/rooms/{id}")]

@@ -166,11 +166,7 @@ fn new_page(staff: &Staff, form: &NewForm, errors: Errors) -> AppResult<HttpResp
         }),
     );
     ctx.insert("errors", &errors.into_context(NEW_FIELDS));
-    if invalid {
-        staff.render_invalid("admin/user_new.html", &ctx)
-    } else {
-        staff.render("admin/user_new.html", &ctx)
-    }
+    staff.render_form("admin/user_new.html", &ctx, invalid)
 }
 
 #[get("/users/new")]
@@ -329,11 +325,7 @@ fn detail_page(
     ctx.insert("live_sessions", &l.live_sessions);
     ctx.insert("errors", &errors.into_context(DETAIL_FIELDS));
     ctx.insert("notice", &notice);
-    if invalid {
-        staff.render_invalid("admin/user.html", &ctx)
-    } else {
-        staff.render("admin/user.html", &ctx)
-    }
+    staff.render_form("admin/user.html", &ctx, invalid)
 }
 
 #[derive(Deserialize)]
