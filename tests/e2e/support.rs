@@ -7,7 +7,10 @@ use std::{
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU16, Ordering},
+    },
     time::{Duration, Instant},
 };
 use tokio_tungstenite::{
@@ -54,12 +57,20 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// A port no other test of this run has been given. Taken from below the kernel's ephemeral
+/// range (32768 and up), so an outgoing connection cannot grab it between this check and
+/// the server's bind, and counted per process, so two tests never get the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 400) as u16 * 25;
+    let _ = NEXT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = 20_000 + (port - 20_000) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A child process killed when dropped, with its output kept in a log file.
@@ -391,5 +402,300 @@ impl Socket {
         let ack = self.next_of("ack").await;
         assert_eq!(ack["client_id"], client_id);
         ack["id"].as_i64().unwrap()
+    }
+}
+
+/// A Redis server of a test's own (`--save "" --appendonly no`), on a port of its own, so
+/// a test may stop and restart it without touching the shared Redis on 6379.
+pub struct RedisServer {
+    pub port: u16,
+    dir: PathBuf,
+    proc: Option<Proc>,
+    starts: u32,
+}
+
+impl RedisServer {
+    /// Starts it and waits until it answers `PING`.
+    pub async fn start(dir: &Path) -> RedisServer {
+        let found = Command::new("sh")
+            .args(["-c", "command -v redis-server"])
+            .output()
+            .unwrap();
+        assert!(
+            found.status.success(),
+            "redis-server is not installed: apt-get install -y redis-server"
+        );
+        let mut r = RedisServer {
+            port: free_port(),
+            dir: dir.to_path_buf(),
+            proc: None,
+            starts: 0,
+        };
+        r.resume().await;
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it again on the same port (after [`RedisServer::stop`]).
+    pub async fn resume(&mut self) {
+        assert!(self.proc.is_none(), "redis-server is already running");
+        self.starts += 1;
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.dir.to_str().unwrap(),
+        ]);
+        let name = format!("redis-{}-{}", self.port, self.starts);
+        self.proc = Some(Proc::spawn(&name, cmd, &self.dir));
+        let port = self.port;
+        eventually(
+            &format!("redis-server on port {port} to answer PING"),
+            Duration::from_secs(20),
+            || async move { redis_ping(port).await },
+        )
+        .await;
+    }
+
+    /// Stops it (SIGTERM: clients see their connections close) and waits until it is gone.
+    pub fn stop(&mut self) {
+        let mut proc = self.proc.take().expect("redis-server is running");
+        proc.signal("TERM");
+        let _ = proc.child.wait();
+    }
+}
+
+/// Whether a Redis server answers `PING` on this port within a second.
+pub async fn redis_ping(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let talk = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        s.write_all(b"PING\r\n").await?;
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf).await?;
+        Ok::<bool, std::io::Error>(buf[..n].starts_with(b"+PONG"))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), talk).await,
+        Ok(Ok(true))
+    )
+}
+
+/// A PostgreSQL cluster of a test's own (`initdb` in a temporary folder, `pg_ctl` on a
+/// port of its own), so a test may stop and start it without touching anyone else's.
+/// `initdb` and `pg_ctl` refuse to run as root: as root they run as the `postgres` user
+/// (`runuser`), in a folder that user owns. Stopped (immediately) when dropped.
+pub struct PgCluster {
+    pub port: u16,
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    as_postgres: bool,
+}
+
+impl PgCluster {
+    /// # Panics
+    /// With a message saying what is missing when no cluster can be made: a test must
+    /// never pass by skipping.
+    pub fn start() -> PgCluster {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
+            .max_by_key(|b| {
+                b.parent()
+                    .and_then(|v| v.file_name())
+                    .and_then(|v| v.to_str())
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .unwrap_or(0)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin \
+                     (apt-get install -y postgresql)"
+                )
+            });
+        // The effective user, from `id -u` (no libc dependency for one number).
+        let uid = Command::new("id").arg("-u").output().unwrap();
+        let as_postgres = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+        let dir = tempfile::tempdir().unwrap();
+        if as_postgres {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres", dir.path().to_str().unwrap()])
+                .status()
+                .unwrap();
+            assert!(
+                ok.success(),
+                "running as root, and cannot hand {} to the `postgres` user (is there one? \
+                 apt-get install -y postgresql creates it); initdb refuses to run as root",
+                dir.path().display()
+            );
+        }
+        let pg = PgCluster {
+            port: free_port(),
+            bin,
+            dir,
+            as_postgres,
+        };
+        let out = pg
+            .tool("initdb")
+            .args(["-D", pg.data().to_str().unwrap()])
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb failed{}: {}{}",
+            if pg.as_postgres {
+                " (run as the postgres user with runuser)"
+            } else {
+                " (not root: run as this user)"
+            },
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg.resume();
+        pg
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn tool(&self, name: &str) -> Command {
+        let path = self.bin.join(name);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+
+    /// The superuser's URL for the cluster's `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn resume(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            self.port,
+            self.dir.path().display()
+        );
+        let out = self
+            .tool("pg_ctl")
+            .args(["-D", self.data().to_str().unwrap(), "-w", "-t", "60"])
+            .args(["-l", self.dir.path().join("postgres.log").to_str().unwrap()])
+            .args(["-o", &options, "start"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
+        );
+    }
+
+    /// Stops the server (`fast`: open connections are cut, as in a crash of the link).
+    pub fn stop(&self) {
+        let out = self
+            .tool("pg_ctl")
+            .args([
+                "-D",
+                self.data().to_str().unwrap(),
+                "-w",
+                "-m",
+                "fast",
+                "stop",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = self
+            .tool("pg_ctl")
+            .args([
+                "-D",
+                self.data().to_str().unwrap(),
+                "-m",
+                "immediate",
+                "stop",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A small tmpfs mounted on a folder for the life of the value (unmounted when dropped,
+/// also when the test fails). Needs root.
+pub struct Tmpfs {
+    pub path: PathBuf,
+}
+
+impl Tmpfs {
+    /// # Panics
+    /// When not root, saying so: the disk-full scenario needs `mount` (scripts/test runs
+    /// as root in CI).
+    pub fn mount(path: &Path, size: &str) -> Tmpfs {
+        let uid = Command::new("id").arg("-u").output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&uid.stdout).trim(),
+            "0",
+            "this test needs root to mount a small tmpfs (scripts/test runs as root in CI)"
+        );
+        std::fs::create_dir_all(path).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount -t tmpfs on {} failed (a container without CAP_SYS_ADMIN?): {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs {
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            // Busy (a process still has a file open there): detach it now, free it later.
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
     }
 }

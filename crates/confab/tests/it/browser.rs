@@ -20,7 +20,10 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
+    sync::{
+        atomic::{AtomicU16, Ordering},
+        mpsc,
+    },
     time::{Duration, Instant},
 };
 
@@ -34,12 +37,20 @@ const SHIFT: &str = "\u{E008}";
 /// Releases held modifier keys in a WebDriver key sequence.
 const RELEASE: &str = "\u{E000}";
 
+/// A port no other test of this run has been given. Taken from below the kernel's ephemeral
+/// range (32768 and up), so an outgoing connection cannot grab it between this check and
+/// the server's bind, and counted per process, so two tests never get the same one.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 400) as u16 * 25;
+    let _ = NEXT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = 20_000 + (port - 20_000) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A tiny blocking HTTP/1.1 request (chromedriver's status and clean-up), `None` if the
