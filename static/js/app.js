@@ -12,11 +12,15 @@
 //   messages arrive, and shrink as the user reads (`read` frames, also from other tabs).
 // - A `membership` frame for a room the sidebar does not know (a new private chat) makes
 //   the client fetch `/api/rooms` and follow the new room.
+// - Presence: `hello` and `presence` frames say who is online or away (a three-state dot
+//   on private chats); this tab says `away` after a few minutes hidden or idle, and
+//   `online` when the user is back (chat/idle.js).
 // - User text is only ever set with textContent or as text nodes, never as HTML.
 
 import { Connection } from "./chat/connection.js";
 import { mentionsIn } from "./chat/format.js";
 import { t } from "./chat/i18n.js";
+import { watchActivity } from "./chat/idle.js";
 import { setupPicker } from "./chat/picker.js";
 import { carriesFiles, uploadFiles } from "./chat/uploads.js";
 import * as view from "./chat/view.js";
@@ -46,8 +50,11 @@ const me = { username: chat?.dataset.me ?? "", name: chat?.dataset.meName ?? "" 
  *          historyPending, joinKind, typing: Map<username, {name, until}> }
  */
 const rooms = new Map();
-/** Who is online (lower-case usernames), from `hello` and `presence` frames. */
-const online = new Set();
+/** Who is online or away (lower-case username → "online" | "away"), from `hello` and
+ *  `presence` frames; anyone else is offline. */
+const presence = new Map();
+/** This tab's own state ("online" | "away"), told to the server as it changes. */
+let activity = { state: "online" };
 /** client_id → { clientId, room, body, ts, state: "sending" | "failed" }, in send order. */
 const pending = new Map();
 let current = null;
@@ -160,7 +167,7 @@ function addRoomLink(r) {
     dot.dataset.status = "offline";
     const sr = document.createElement("span");
     sr.className = "visually-hidden";
-    sr.textContent = t("offlineStatus");
+    sr.textContent = presenceLabel("offline");
     dot.append(sr);
     link.append(dot);
   } else {
@@ -281,13 +288,20 @@ function updateBadges() {
 
 // --- presence --------------------------------------------------------------------------
 
+/** The words for a status, for screen readers and the one-person header line. */
+function presenceLabel(status) {
+  if (status === "online") return t("online");
+  if (status === "away") return t("away");
+  return t("offlineStatus");
+}
+
 function presenceDot(status) {
   const dot = document.createElement("span");
   dot.className = "presence";
   dot.dataset.status = status;
   const sr = document.createElement("span");
   sr.className = "visually-hidden";
-  sr.textContent = status === "online" ? t("online") : t("offlineStatus");
+  sr.textContent = presenceLabel(status);
   dot.append(sr);
   return dot;
 }
@@ -296,17 +310,26 @@ function setDot(dot, status) {
   if (!dot || dot.dataset.status === status) return;
   dot.dataset.status = status;
   const sr = dot.querySelector(".visually-hidden");
-  if (sr) sr.textContent = status === "online" ? t("online") : t("offlineStatus");
+  if (sr) sr.textContent = presenceLabel(status);
 }
 
-const isOnline = (username) => online.has(username.toLowerCase());
+/** "online", "away" or "offline". */
+const statusOf = (username) => presence.get(username.toLowerCase()) ?? "offline";
 
-/** Dots in the sidebar (online when someone else in the chat is) and, for an open
- *  private chat, next to each person in its header. */
+/** The liveliest status among several people: online, else away, else offline. */
+function bestStatus(users) {
+  const all = users.map((u) => statusOf(u.username));
+  if (all.includes("online")) return "online";
+  if (all.includes("away")) return "away";
+  return "offline";
+}
+
+/** Dots in the sidebar (online when someone else in the chat is, away when the others
+ *  are all away) and, for an open private chat, next to each person in its header. */
 function updatePresence() {
   for (const room of rooms.values()) {
     if (room.kind !== "direct") continue;
-    setDot(room.link.querySelector(".presence"), room.others.some((u) => isOnline(u.username)) ? "online" : "offline");
+    setDot(room.link.querySelector(".presence"), bestStatus(room.others));
   }
   const line = $("room-members");
   const room = currentRoom();
@@ -316,12 +339,13 @@ function updatePresence() {
     line.replaceChildren();
     return;
   }
-  // One other person: the title names them, the line says whether they are online.
+  // One other person: the title names them, the line says whether they are online,
+  // away or offline.
   // Several: each of them, with a dot.
   const single = room.others.length === 1;
   line.replaceChildren(
     ...room.others.map((u) => {
-      const status = isOnline(u.username) ? "online" : "offline";
+      const status = statusOf(u.username);
       const person = document.createElement("span");
       person.className = "member";
       person.dataset.username = u.username;
@@ -329,7 +353,7 @@ function updatePresence() {
       const label = document.createElement("span");
       if (single) {
         dot.querySelector(".visually-hidden")?.remove();
-        label.textContent = status === "online" ? t("online") : t("offlineStatus");
+        label.textContent = presenceLabel(status);
       } else {
         label.textContent = u.display_name || u.username;
         label.title = `@${u.username}`;
@@ -840,15 +864,19 @@ function onFrame(frame) {
         me.name = frame.user.display_name || me.name;
         view.setMe(me.username);
       }
-      online.clear();
-      for (const name of frame.online ?? []) if (typeof name === "string") online.add(name.toLowerCase());
+      presence.clear();
+      for (const name of frame.online ?? []) if (typeof name === "string") presence.set(name.toLowerCase(), "online");
+      for (const name of frame.away ?? []) if (typeof name === "string") presence.set(name.toLowerCase(), "away");
       updatePresence();
+      // A new socket starts out active: say so again if this tab is away.
+      if (activity.state === "away") conn.send({ type: "presence", status: "away" });
       onHello();
       break;
     case "presence":
       if (typeof frame.user === "string") {
-        if (frame.status === "online") online.add(frame.user.toLowerCase());
-        else online.delete(frame.user.toLowerCase());
+        const name = frame.user.toLowerCase();
+        if (frame.status === "online" || frame.status === "away") presence.set(name, frame.status);
+        else presence.delete(name);
         updatePresence();
       }
       break;
@@ -1199,6 +1227,11 @@ function main() {
     updateComposer();
   });
   conn.addEventListener("frame", (ev) => onFrame(ev.detail));
+  // Away after a few minutes hidden or without input; back at once (sent only while
+  // connected: `hello` repeats it after a reconnect).
+  activity = watchActivity((state) => {
+    if (conn.online) conn.send({ type: "presence", status: state });
+  });
   conn.addEventListener("ended", () => window.location.assign("/login"));
   wire();
   const first = rooms.has(roomFromHash()) ? roomFromHash() : rooms.keys().next().value;

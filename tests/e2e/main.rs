@@ -5,4 +5,5 @@
 mod admin;
 mod browser;
 pub mod deploy;
+mod faults;
 mod support;

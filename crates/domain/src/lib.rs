@@ -10,6 +10,7 @@ pub mod export;
 pub mod ids;
 pub mod metrics;
 pub mod model;
+pub mod password_policy;
 pub mod permissions;
 pub mod repo;
 pub mod service;

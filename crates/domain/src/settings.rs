@@ -2,7 +2,10 @@
 //! environment variables. Loaded and validated once at start-up and passed by value, so a
 //! test can build its own without touching the process environment.
 
-use crate::crypto::MessageKeys;
+use crate::{
+    crypto::MessageKeys,
+    model::{PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS},
+};
 use figment::{
     Figment, Metadata, Profile, Provider,
     providers::{Format, Toml},
@@ -89,6 +92,27 @@ pub struct Settings {
     pub ws_user_sends_per_sec: f64,
     pub ws_user_sends_burst: f64,
     pub ws_outbound_queue: usize,
+    /// Catch-up reads (`join` with `since`) a gateway runs at once; the rest wait, so a
+    /// mass reconnect after a restart cannot swamp the database.
+    pub ws_catchup_concurrency: usize,
+    /// `join` frames per socket (rate, burst): each one can read up to a page of history.
+    pub ws_joins_per_sec: f64,
+    pub ws_joins_burst: f64,
+    /// Open sockets per user and per client address, counted per gateway process; the
+    /// handshake beyond either is refused with 429.
+    pub ws_max_sockets_per_user: usize,
+    pub ws_max_sockets_per_address: usize,
+    /// Shortest password accepted, in characters (see `domain::password_policy`).
+    pub password_min_length: usize,
+    /// Failed sign-ins per account name and per client address inside the window, before
+    /// sign-in is refused with 429 until the window ends (per http-app process).
+    pub login_account_failures: u32,
+    pub login_address_failures: u32,
+    pub login_window_secs: u64,
+    /// Uploads per user and per client address inside the window (per http-app process).
+    pub uploads_per_user: u32,
+    pub uploads_per_address: u32,
+    pub uploads_window_secs: u64,
 }
 
 impl Default for Settings {
@@ -132,6 +156,18 @@ impl Default for Settings {
             ws_user_sends_per_sec: 10.0,
             ws_user_sends_burst: 40.0,
             ws_outbound_queue: 256,
+            ws_catchup_concurrency: 8,
+            ws_joins_per_sec: 2.0,
+            ws_joins_burst: 60.0,
+            ws_max_sockets_per_user: 20,
+            ws_max_sockets_per_address: 50,
+            password_min_length: 10,
+            login_account_failures: 5,
+            login_address_failures: 30,
+            login_window_secs: 15 * 60,
+            uploads_per_user: 30,
+            uploads_per_address: 60,
+            uploads_window_secs: 10 * 60,
         }
     }
 }
@@ -302,6 +338,8 @@ impl Settings {
             ("ws_sends_burst", self.ws_sends_burst),
             ("ws_user_sends_per_sec", self.ws_user_sends_per_sec),
             ("ws_user_sends_burst", self.ws_user_sends_burst),
+            ("ws_joins_per_sec", self.ws_joins_per_sec),
+            ("ws_joins_burst", self.ws_joins_burst),
         ] {
             // A limit of zero (or NaN) would refuse every frame; a burst below one too.
             if !(value.is_finite() && value >= 1.0) {
@@ -315,6 +353,48 @@ impl Settings {
             return Err(ConfigError::var(
                 "ws_outbound_queue",
                 format!("{} is outside 4..=1048576", self.ws_outbound_queue),
+            ));
+        }
+        if !(1..=4096).contains(&self.ws_catchup_concurrency) {
+            return Err(ConfigError::var(
+                "ws_catchup_concurrency",
+                format!("{} is outside 1..=4096", self.ws_catchup_concurrency),
+            ));
+        }
+        for (name, value) in [
+            (
+                "ws_max_sockets_per_user",
+                self.ws_max_sockets_per_user as u64,
+            ),
+            (
+                "ws_max_sockets_per_address",
+                self.ws_max_sockets_per_address as u64,
+            ),
+            (
+                "login_account_failures",
+                u64::from(self.login_account_failures),
+            ),
+            (
+                "login_address_failures",
+                u64::from(self.login_address_failures),
+            ),
+            ("login_window_secs", self.login_window_secs),
+            ("uploads_per_user", u64::from(self.uploads_per_user)),
+            ("uploads_per_address", u64::from(self.uploads_per_address)),
+            ("uploads_window_secs", self.uploads_window_secs),
+        ] {
+            // Zero would refuse everyone; limits are turned up, not off.
+            if value == 0 {
+                return Err(ConfigError::var(name, "must be at least 1"));
+            }
+        }
+        if !(PASSWORD_MIN_CHARS..=PASSWORD_MAX_BYTES).contains(&self.password_min_length) {
+            return Err(ConfigError::var(
+                "password_min_length",
+                format!(
+                    "{} is outside {PASSWORD_MIN_CHARS}..={PASSWORD_MAX_BYTES}",
+                    self.password_min_length
+                ),
             ));
         }
         if let Some(keys) = &self.message_keys {
@@ -475,15 +555,24 @@ impl Settings {
         peer: Option<IpAddr>,
         forwarded_for: Option<&str>,
     ) -> Option<IpAddr> {
-        let peer = peer?;
-        if !self.trusted_proxies.contains(&peer) {
-            return Some(peer);
-        }
-        forwarded_for
-            .and_then(|h| h.rsplit(',').next())
-            .and_then(|ip| ip.trim().parse().ok())
-            .or(Some(peer))
+        client_address(&self.trusted_proxies, peer, forwarded_for)
     }
+}
+
+/// [`Settings::client_address`] for a service that keeps only the trusted proxies.
+pub fn client_address(
+    trusted_proxies: &[IpAddr],
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    forwarded_for
+        .and_then(|h| h.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse().ok())
+        .or(Some(peer))
 }
 
 #[cfg(test)]
@@ -658,6 +747,39 @@ mod tests {
         assert_eq!(e.source_name, "CONFAB_WS_SENDS_PER_SEC");
         let e = Settings::from_env(env(&[("CONFAB_WS_OUTBOUND_QUEUE", "1")])).expect_err("tiny");
         assert_eq!(e.source_name, "CONFAB_WS_OUTBOUND_QUEUE");
+    }
+
+    #[test]
+    fn abuse_limits_and_password_length_are_configurable_and_validated() {
+        let s = Settings::from_env(env(&[("PATH", "/usr/bin")])).expect("defaults");
+        assert_eq!(s.password_min_length, 10);
+        assert_eq!((s.uploads_per_user, s.uploads_window_secs), (30, 600));
+        assert_eq!(s.ws_max_sockets_per_user, 20);
+        let s = Settings::from_env(env(&[
+            ("CONFAB_PASSWORD_MIN_LENGTH", "14"),
+            ("CONFAB_LOGIN_ACCOUNT_FAILURES", "3"),
+            ("CONFAB_UPLOADS_PER_ADDRESS", "7"),
+            ("CONFAB_WS_MAX_SOCKETS_PER_ADDRESS", "9"),
+            ("CONFAB_WS_JOINS_BURST", "5"),
+        ]))
+        .expect("valid");
+        assert_eq!(s.password_min_length, 14);
+        assert_eq!(s.login_account_failures, 3);
+        assert_eq!(s.uploads_per_address, 7);
+        assert_eq!(s.ws_max_sockets_per_address, 9);
+        assert_eq!(s.ws_joins_burst, 5.0);
+        for (var, value) in [
+            ("CONFAB_PASSWORD_MIN_LENGTH", "4"),
+            ("CONFAB_PASSWORD_MIN_LENGTH", "100"),
+            ("CONFAB_PASSWORD_MIN_LENGTH", "ten"),
+            ("CONFAB_UPLOADS_PER_USER", "0"),
+            ("CONFAB_LOGIN_WINDOW_SECS", "0"),
+            ("CONFAB_WS_MAX_SOCKETS_PER_USER", "0"),
+            ("CONFAB_WS_JOINS_PER_SEC", "0"),
+        ] {
+            let e = Settings::from_env(env(&[(var, value)])).expect_err(value);
+            assert_eq!(e.source_name, var, "{e}");
+        }
     }
 
     #[test]

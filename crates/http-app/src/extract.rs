@@ -179,6 +179,11 @@ impl Page {
         ctx.insert("csrf_token", &self.csrf);
         ctx.insert("languages", i18n::LANGUAGES);
         ctx.insert("path", &self.path);
+        // For the password fields' `minlength` and hint.
+        ctx.insert(
+            "password_min_length",
+            &self.state.settings.password_min_length,
+        );
         ctx.insert(
             "user",
             &self.user.as_ref().map(|u| UserView {

@@ -7,7 +7,7 @@
 //! Either way the guarantees are the same: CSRF on every state-changing request, security
 //! headers on every response, friendly error pages that never show internals.
 
-mod admin;
+pub mod admin;
 pub mod csrf;
 pub mod device;
 pub mod error;

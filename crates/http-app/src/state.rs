@@ -1,5 +1,5 @@
 //! What every handler shares: the database, settings, keys, the bus, templates, the
-//! sign-in throttle and the first-run setup link.
+//! sign-in and upload limits and the first-run setup link.
 
 use crate::{
     templates::Templates,
@@ -28,7 +28,6 @@ const REDIS_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 /// Knobs that are not deployment settings: tests tighten them, production keeps defaults.
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub throttle: ThrottleLimits,
     /// Served at `/static/` outside production (nginx serves it in production).
     pub static_dir: PathBuf,
     /// actix workers for [`crate::Application`]; `None` means one per core.
@@ -40,7 +39,6 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            throttle: ThrottleLimits::default(),
             static_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../static")),
             workers: None,
             shutdown_timeout_secs: 30,
@@ -135,7 +133,10 @@ pub struct AppState {
     pub message_keys: MessageKeys,
     pub bus: SharedBus,
     pub templates: Arc<Templates>,
+    /// Failed sign-ins (and current-password guesses on `/account`).
     pub throttle: Arc<Throttle>,
+    /// Uploads per user and per address.
+    pub upload_limit: Arc<Throttle>,
     pub setup: Arc<Setup>,
     /// Signs the session and CSRF cookies (the gateway checks the session cookie with it).
     pub cookie_key: Key,
@@ -164,13 +165,16 @@ impl AppState {
             open: AtomicBool::new(users == 0),
         };
         let cookie_key = Key::from(&domain::auth::cookie_key_material(&settings.secret_key));
+        let throttle = Throttle::new(ThrottleLimits::sign_in(&settings));
+        let upload_limit = Throttle::new(ThrottleLimits::uploads(&settings));
         Ok(AppState {
             db: deps.db,
             settings: Arc::new(settings),
             message_keys: deps.message_keys,
             bus: deps.bus,
             templates: Arc::new(templates),
-            throttle: Arc::new(Throttle::new(deps.options.throttle.clone())),
+            throttle: Arc::new(throttle),
+            upload_limit: Arc::new(upload_limit),
             setup: Arc::new(setup),
             cookie_key,
             options: Arc::new(deps.options),

@@ -1,11 +1,13 @@
-//! Sign-in throttling per account and per client address.
+//! Fixed-window limits per account and per client address: sign-in failures
+//! (`CONFAB_LOGIN_*`) and uploads (`CONFAB_UPLOADS_*`), each with its own [`Throttle`].
 //!
-//! Fixed windows counted in memory: after `max_failures` failed attempts inside `window`
-//! the key is refused until that window ends. The account key is the submitted name as
+//! Fixed windows counted in memory: after the limit of events (failed sign-ins, uploads)
+//! inside `window` the key is refused until that window ends. The account key is the submitted name as
 //! typed (normalised), whether or not such a user exists, so being throttled reveals
 //! nothing about which accounts exist. State is per process: several http-app instances
 //! each allow their own budget, which bounds guessing by a small factor, not opens it.
 
+use domain::settings::Settings;
 use std::{
     collections::HashMap,
     sync::Mutex,
@@ -14,17 +16,29 @@ use std::{
 
 #[derive(Debug, Clone)]
 pub struct ThrottleLimits {
-    pub account_failures: u32,
-    pub address_failures: u32,
+    /// Events per account (a submitted user name, a user id) per window.
+    pub per_account: u32,
+    /// Events per client address per window.
+    pub per_address: u32,
     pub window: Duration,
 }
 
-impl Default for ThrottleLimits {
-    fn default() -> Self {
+impl ThrottleLimits {
+    /// Failed sign-ins (`CONFAB_LOGIN_ACCOUNT_FAILURES`, `…_ADDRESS_FAILURES`, `…_WINDOW_SECS`).
+    pub fn sign_in(settings: &Settings) -> ThrottleLimits {
         ThrottleLimits {
-            account_failures: 5,
-            address_failures: 30,
-            window: Duration::from_secs(15 * 60),
+            per_account: settings.login_account_failures,
+            per_address: settings.login_address_failures,
+            window: Duration::from_secs(settings.login_window_secs),
+        }
+    }
+
+    /// Uploads (`CONFAB_UPLOADS_PER_USER`, `…_PER_ADDRESS`, `…_WINDOW_SECS`).
+    pub fn uploads(settings: &Settings) -> ThrottleLimits {
+        ThrottleLimits {
+            per_account: settings.uploads_per_user,
+            per_address: settings.uploads_per_address,
+            window: Duration::from_secs(settings.uploads_window_secs),
         }
     }
 }
@@ -65,15 +79,32 @@ impl Throttle {
 
     /// `Err(seconds)` when either the account or the address must wait.
     pub fn check(&self, account: &str, address: &str) -> Result<(), u64> {
-        let now = Instant::now();
         let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        self.wait(&windows, account, address, Instant::now())
+    }
+
+    /// Counts one event for both keys if neither is at its limit, in one step (two
+    /// concurrent requests cannot both take the last slot); else `Err(seconds)` and
+    /// nothing is counted.
+    pub fn take(&self, account: &str, address: &str) -> Result<(), u64> {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        self.wait(&windows, account, address, now)?;
+        self.count(&mut windows, account, address, now);
+        Ok(())
+    }
+
+    fn wait(
+        &self,
+        windows: &HashMap<Key, Window>,
+        account: &str,
+        address: &str,
+        now: Instant,
+    ) -> Result<(), u64> {
         let mut wait = 0u64;
         for (key, max) in [
-            (Self::account_key(account), self.limits.account_failures),
-            (
-                Key::Address(address.to_owned()),
-                self.limits.address_failures,
-            ),
+            (Self::account_key(account), self.limits.per_account),
+            (Key::Address(address.to_owned()), self.limits.per_address),
         ] {
             if let Some(w) = windows.get(&key) {
                 let ends = w.started + self.limits.window;
@@ -88,9 +119,18 @@ impl Throttle {
     }
 
     pub fn record_failure(&self, account: &str, address: &str) {
-        let now = Instant::now();
-        let window = self.limits.window;
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        self.count(&mut windows, account, address, Instant::now());
+    }
+
+    fn count(
+        &self,
+        windows: &mut HashMap<Key, Window>,
+        account: &str,
+        address: &str,
+        now: Instant,
+    ) {
+        let window = self.limits.window;
         if windows.len() > SWEEP_ABOVE {
             windows.retain(|_, w| w.started + window > now);
         }
@@ -122,8 +162,8 @@ mod tests {
 
     fn limits(account: u32, address: u32, window_ms: u64) -> ThrottleLimits {
         ThrottleLimits {
-            account_failures: account,
-            address_failures: address,
+            per_account: account,
+            per_address: address,
             window: Duration::from_millis(window_ms),
         }
     }
@@ -150,6 +190,21 @@ mod tests {
         }
         assert!(t.check("d", "9.9.9.9").is_err());
         assert!(t.check("d", "8.8.8.8").is_ok());
+    }
+
+    #[test]
+    fn take_counts_until_either_limit_then_refuses_without_counting() {
+        let t = Throttle::new(limits(2, 3, 60_000));
+        assert!(t.take("7", "1.1.1.1").is_ok());
+        assert!(t.take("7", "1.1.1.1").is_ok());
+        let wait = t.take("7", "1.1.1.1").expect_err("the account's limit");
+        assert!((1..=60).contains(&wait));
+        assert!(
+            t.take("8", "1.1.1.1").is_ok(),
+            "another account, same address"
+        );
+        assert!(t.take("9", "1.1.1.1").is_err(), "the address's limit");
+        assert!(t.take("9", "2.2.2.2").is_ok(), "refusals were not counted");
     }
 
     #[test]

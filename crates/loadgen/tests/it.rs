@@ -127,6 +127,8 @@ async fn bound_and_confab_lose_nothing() {
     s.ws_sends_burst = 10_000.0;
     s.ws_user_sends_per_sec = 10_000.0;
     s.ws_user_sends_burst = 10_000.0;
+    s.ws_max_sockets_per_user = 1_000_000;
+    s.ws_max_sockets_per_address = 1_000_000;
     let keys = s.message_keys().expect("keys");
     let deps = Deps::in_process(db.db.clone(), Arc::new(MemoryBus::new()), keys)
         .with_config(GatewayConfig::from_settings(&s));

@@ -141,17 +141,12 @@ pub async fn run<S, K>(
     if let Err(e) = core.hub.bus().subscribe(Topic::User(info.user_id)).await {
         tracing::warn!(error = %e, "could not subscribe to account events");
     }
-    if attached.first_for_user {
-        match core.presence.online(info.user_id).await {
-            Ok(true) => {
-                core.hub
-                    .publish_presence(&info, PresenceStatus::Online)
-                    .await
-            }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "presence update failed"),
-        }
-    }
+    // A new socket is active: its user may just have come online, or back from away.
+    core.presence
+        .sync(info.user_id, |status| {
+            core.hub.publish_presence(&info, status)
+        })
+        .await;
     let crate::hub::Attached {
         registration,
         id,
@@ -163,21 +158,30 @@ pub async fn run<S, K>(
     let mut conn = Connection {
         frames: Bucket::new(core.config.frames_per_sec, core.config.frames_burst),
         sends: Bucket::new(core.config.sends_per_sec, core.config.sends_burst),
+        joins: Bucket::new(core.config.joins_per_sec, core.config.joins_burst),
         core: core.clone(),
         identity,
         id,
         tx,
         violations: 0,
     };
-    let online = online_usernames(&core).await;
-    conn.send(ServerFrame::Hello {
+    let (online, away) = present_usernames(&core).await;
+    // `hello` goes straight to the sink, ahead of whatever the hub queued since the
+    // registration (presence changes, account notices): the protocol promises it first.
+    // The queued events follow it in order, so the client still ends on the current state.
+    let hello = ServerFrame::Hello {
         protocol: 1,
         user: WireUser {
             username: conn.identity.user.username.clone(),
             display_name: conn.identity.user.display_name.clone(),
         },
         online,
-    });
+        away,
+    };
+    if sink.send(Outbound::Text(hello.to_text())).await.is_err() {
+        return;
+    }
+    metrics::counter!("confab_ws_frames_out_total").increment(1);
     let ping_every = core.config.ping_interval;
     // Milliseconds since `born` when the peer was last heard from (atomic, not a Cell,
     // so the task stays `Send`).
@@ -290,24 +294,32 @@ fn message_refusal(e: DomainError) -> Refusal {
 /// At most this many names in the `hello` snapshot.
 const ONLINE_SNAPSHOT_MAX: usize = 1000;
 
-/// The presence snapshot for `hello`; empty (and logged) if it cannot be had.
-async fn online_usernames(core: &Core) -> Vec<String> {
-    let ids = match core.presence.online_users(core.hub.local_users()).await {
-        Ok(ids) => ids,
+/// The presence snapshot for `hello`: who is online, who is away. Empty (and logged) if
+/// it cannot be had.
+async fn present_usernames(core: &Core) -> (Vec<String>, Vec<String>) {
+    let present = match core.presence.snapshot().await {
+        Ok(present) => present,
         Err(e) => {
             tracing::warn!(error = %e, "presence snapshot failed");
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
     };
     core.db
         .run(move |c| {
-            Ok(ids
-                .into_iter()
-                .take(ONLINE_SNAPSHOT_MAX)
-                .filter_map(|id| repo::user::find(c, id).ok())
-                .filter(|u| u.is_active)
-                .map(|u| u.username)
-                .collect())
+            let (mut online, mut away) = (Vec::new(), Vec::new());
+            for (id, status) in present.into_iter().take(ONLINE_SNAPSHOT_MAX) {
+                let Ok(u) = repo::user::find(c, id) else {
+                    continue;
+                };
+                if !u.is_active {
+                    continue;
+                }
+                match status {
+                    PresenceStatus::Away => away.push(u.username),
+                    _ => online.push(u.username),
+                }
+            }
+            Ok((online, away))
         })
         .await
         .unwrap_or_default()
@@ -320,6 +332,7 @@ struct Connection {
     tx: mpsc::Sender<Outbound>,
     frames: Bucket,
     sends: Bucket,
+    joins: Bucket,
     violations: u32,
 }
 
@@ -438,7 +451,31 @@ impl Connection {
             ClientFrame::History { room, before } => self.history(room, before).await,
             ClientFrame::Edit { room, id, body } => self.edit(room, id, body).await,
             ClientFrame::Delete { room, id } => self.delete(room, id).await,
+            ClientFrame::Presence { status } => {
+                self.set_presence(status).await;
+                Ok(())
+            }
         }
+    }
+
+    /// This socket is away (tab hidden, idle) or back. Announced only when it changes the
+    /// user's status across all their sockets; no reply.
+    async fn set_presence(&self, status: protocol::ClientPresence) {
+        let user = self.identity.user.id;
+        let away = status == protocol::ClientPresence::Away;
+        if !self.core.presence.set_away(self.id, user, away) {
+            return;
+        }
+        let info = ConnInfo {
+            user_id: user,
+            username: self.identity.user.username.clone(),
+            session_id: self.identity.session_id,
+        };
+        let hub = &self.core.hub;
+        self.core
+            .presence
+            .sync(user, |status| hub.publish_presence(&info, status))
+            .await;
     }
 
     /// Loads a room by slug and checks `action` for this user, in one blocking call.
@@ -459,12 +496,29 @@ impl Connection {
 
     async fn publish(&self, topic: Topic, event: Event) {
         if let Err(e) = self.core.hub.bus().publish(topic, &event).await {
-            // Stored already; other sockets catch up from the database.
-            tracing::warn!(error = %e, "bus publish failed");
+            // Stored already; other gateways' sockets catch up from the database when
+            // their bus comes back (it resyncs). This gateway's own sockets must not wait
+            // for that: deliver here as the bus echo would have.
+            tracing::warn!(error = %e, "bus publish failed; delivering locally");
+            match &event {
+                Event::Message { room_id, message } => {
+                    self.core.hub.ring(*room_id, &message.room);
+                }
+                _ => {
+                    crate::fanout::dispatch(&self.core.hub, &domain::bus::Envelope { topic, event })
+                }
+            }
         }
     }
 
     async fn join(&mut self, slug: String, since: Option<MessageId>) -> Result<(), Refusal> {
+        // Each join may read a page of history: limited apart from the frame rate.
+        if !self.joins.take() {
+            return Err(Refusal::new(
+                ErrorCode::RateLimited,
+                "too many joins; slow down",
+            ));
+        }
         let user = self.identity.user.clone();
         let (room, role, added) = self
             .core
@@ -517,11 +571,13 @@ impl Connection {
             Some(s) => (Page::After(s.0), CATCH_UP_PAGE),
             None => (Page::Latest, RECENT_PAGE),
         };
+        let permit = hub.catch_up_permit().await;
         let loaded = self
             .core
             .db
             .run(move |c| repo::message::history(c, &keys, room_id, page, limit))
             .await;
+        drop(permit);
         let page = match loaded {
             Ok(page) => page,
             Err(e) => {
@@ -581,7 +637,8 @@ impl Connection {
         }
         let user = self.identity.user.clone();
         let keys = self.core.keys.clone();
-        let (room, posted) = self
+        self.core.hub.hold(self.id);
+        let stored = self
             .core
             .db
             .run(move |c| {
@@ -605,13 +662,21 @@ impl Connection {
                 )?;
                 Ok((room, posted))
             })
-            .await?;
+            .await;
+        let (room, posted) = match stored {
+            Ok(stored) => stored,
+            Err(e) => {
+                self.core.hub.release(self.id, None);
+                return Err(e.into());
+            }
+        };
         let message = wire_message(&room.slug, &posted.message);
-        self.send(ServerFrame::Ack {
+        let ack = ServerFrame::Ack {
             client_id: message.client_id.clone().unwrap_or_default(),
             id: message.id,
             ts: message.ts,
-        });
+        };
+        self.core.hub.release(self.id, Some(ack.to_text()));
         if posted.created {
             metrics::counter!("confab_ws_messages_total").increment(1);
             self.publish(

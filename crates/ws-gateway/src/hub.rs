@@ -10,6 +10,10 @@
 //!   after the `joined` reply; its messages are then fetched from its watermark on.
 //! - A [`Registration`]'s `Drop` removes the socket and releases its bus subscriptions, so
 //!   no early return can leak a connection.
+//! - At most `HubLimits::catchup_concurrency` catch-up reads (the history page of a
+//!   `join`) run at once ([`Hub::catch_up_permit`]): when every client of a restarted
+//!   gateway comes back together, the others wait their turn instead of taking every
+//!   database connection. The peak is exported as `confab_ws_catchup_peak`.
 //!
 //! std `Mutex`, not tokio's: no critical section awaits.
 
@@ -23,11 +27,11 @@ use std::{
     collections::{HashMap, HashSet, VecDeque},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Instant,
 };
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit, mpsc, watch};
 
 /// Asks the fan-out to deliver a room's new messages from the database.
 pub type Doorbell = mpsc::UnboundedSender<(RoomId, String)>;
@@ -111,6 +115,9 @@ struct Conn {
     tx: mpsc::Sender<Outbound>,
     kick: watch::Sender<Option<CloseFrame>>,
     rooms: HashMap<RoomId, RoomSub>,
+    /// Frames kept back while this socket's own `send` is being stored, so its `ack`
+    /// reaches it before the message it acknowledges (see [`Hub::hold`]).
+    held: Option<Vec<ByteString>>,
 }
 
 impl Conn {
@@ -126,7 +133,15 @@ impl Conn {
     }
 
     /// Queues a frame without waiting; a full queue disconnects the socket.
-    fn push(&self, text: ByteString) {
+    fn push(&mut self, text: ByteString) {
+        if let Some(held) = &mut self.held {
+            held.push(text);
+            return;
+        }
+        self.send_now(text);
+    }
+
+    fn send_now(&self, text: ByteString) {
         match self.tx.try_send(Outbound::Text(text)) {
             Ok(()) => metrics::counter!("confab_ws_frames_out_total").increment(1),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -195,6 +210,8 @@ pub struct HubLimits {
     pub pending_buffer: usize,
     pub user_sends_per_sec: f64,
     pub user_sends_burst: f64,
+    /// Catch-up reads running at once (see [`Hub::catch_up_permit`]).
+    pub catchup_concurrency: usize,
 }
 
 pub struct Hub {
@@ -205,6 +222,22 @@ pub struct Hub {
     limits: HubLimits,
     drained: Notify,
     doorbell: std::sync::OnceLock<Doorbell>,
+    catch_ups: Semaphore,
+    catch_ups_running: AtomicUsize,
+    catch_ups_peak: AtomicUsize,
+}
+
+/// One catch-up read in progress; dropping it lets the next one start.
+pub struct CatchUpPermit<'a> {
+    hub: &'a Hub,
+    _permit: Option<SemaphorePermit<'a>>,
+}
+
+impl Drop for CatchUpPermit<'_> {
+    fn drop(&mut self) {
+        let now = self.hub.catch_ups_running.fetch_sub(1, Ordering::SeqCst) - 1;
+        metrics::gauge!("confab_ws_catchup_running").set(now as f64);
+    }
 }
 
 impl std::fmt::Debug for Hub {
@@ -246,10 +279,36 @@ impl Hub {
             next_id: AtomicU64::new(1),
             bus,
             presence,
+            catch_ups: Semaphore::new(limits.catchup_concurrency.max(1)),
             limits,
             drained: Notify::new(),
             doorbell: std::sync::OnceLock::new(),
+            catch_ups_running: AtomicUsize::new(0),
+            catch_ups_peak: AtomicUsize::new(0),
         }
+    }
+
+    /// Waits for a turn to read a `join` page from the database; hold the permit for the
+    /// read only (not across bus calls), so waiting sockets get the database in turn.
+    pub async fn catch_up_permit(&self) -> CatchUpPermit<'_> {
+        metrics::gauge!("confab_ws_catchup_limit").set(self.limits.catchup_concurrency as f64);
+        // Never closed; were it, running unbounded beats refusing every join.
+        let permit = self.catch_ups.acquire().await.ok();
+        let now = self.catch_ups_running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.catch_ups_peak.fetch_max(now, Ordering::SeqCst);
+        metrics::counter!("confab_ws_catchup_reads_total").increment(1);
+        metrics::gauge!("confab_ws_catchup_running").set(now as f64);
+        // Loaded again rather than computed: racing setters then leave the true maximum.
+        metrics::gauge!("confab_ws_catchup_peak").set(self.catch_up_peak() as f64);
+        CatchUpPermit {
+            hub: self,
+            _permit: permit,
+        }
+    }
+
+    /// The most catch-up reads that ever ran at once on this gateway.
+    pub fn catch_up_peak(&self) -> usize {
+        self.catch_ups_peak.load(Ordering::SeqCst)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -282,6 +341,7 @@ impl Hub {
             });
         user.conns.insert(id);
         let first_for_user = user.conns.len() == 1;
+        self.presence.attach(id, info.user_id);
         inner.conns.insert(
             id,
             Conn {
@@ -289,6 +349,7 @@ impl Hub {
                 tx: tx.clone(),
                 kick,
                 rooms: HashMap::new(),
+                held: None,
             },
         );
         metrics::gauge!("confab_ws_connections").set(inner.conns.len() as f64);
@@ -306,7 +367,7 @@ impl Hub {
     }
 
     fn unregister(self: &Arc<Self>, id: ConnId) {
-        let (removed, rooms, last_for_user) = {
+        let (removed, rooms) = {
             let mut inner = self.lock();
             let Some(conn) = inner.conns.remove(&id) else {
                 return;
@@ -320,19 +381,18 @@ impl Hub {
                     }
                 }
             }
-            let mut last = false;
             if let Some(user) = inner.users.get_mut(&conn.info.user_id) {
                 user.conns.remove(&id);
                 if user.conns.is_empty() {
                     inner.users.remove(&conn.info.user_id);
-                    last = true;
                 }
             }
+            self.presence.detach(id, conn.info.user_id);
             metrics::gauge!("confab_ws_connections").set(inner.conns.len() as f64);
             if inner.conns.is_empty() {
                 self.drained.notify_waiters();
             }
-            (conn.info, rooms, last)
+            (conn.info, rooms)
         };
         // Releasing bus subscriptions and presence awaits; the socket is already gone
         // from every map, so nothing more is delivered to it meanwhile.
@@ -342,16 +402,13 @@ impl Hub {
                 let _ = hub.bus.unsubscribe(Topic::Room(room)).await;
             }
             let _ = hub.bus.unsubscribe(Topic::User(removed.user_id)).await;
-            if last_for_user && !hub.has_user(removed.user_id) {
-                match hub.presence.offline(removed.user_id).await {
-                    Ok(true) => {
-                        hub.publish_presence(&removed, PresenceStatus::Offline)
-                            .await
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "presence update failed"),
-                }
-            }
+            // Any socket closing can change the user's status: the last one here (maybe
+            // offline), or the last active one (away).
+            hub.presence
+                .sync(removed.user_id, |status| {
+                    hub.publish_presence(&removed, status)
+                })
+                .await;
         };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(cleanup);
@@ -493,8 +550,30 @@ impl Hub {
     }
 
     fn push_to(&self, id: ConnId, text: ByteString) {
-        if let Some(conn) = self.lock().conns.get(&id) {
+        if let Some(conn) = self.lock().conns.get_mut(&id) {
             conn.push(text);
+        }
+    }
+
+    /// Keeps back every frame for socket `id` until [`Hub::release`]: a `send` holds
+    /// its socket while the message is stored, because the room's pump may read the new
+    /// row (rung by anything) before the `ack` is queued, and the protocol promises the
+    /// sender the `ack` first. One `send` is stored at a time per socket.
+    pub fn hold(&self, id: ConnId) {
+        if let Some(conn) = self.lock().conns.get_mut(&id) {
+            conn.held.get_or_insert_with(Vec::new);
+        }
+    }
+
+    /// Queues `first` (the `ack`, if the send was stored), then what was held back.
+    pub fn release(&self, id: ConnId, first: Option<ByteString>) {
+        let mut inner = self.lock();
+        let Some(conn) = inner.conns.get_mut(&id) else {
+            return;
+        };
+        let held = conn.held.take().unwrap_or_default();
+        for text in first.into_iter().chain(held) {
+            conn.send_now(text);
         }
     }
 
@@ -582,10 +661,11 @@ impl Hub {
 
     /// Sends a frame to every local socket of a user.
     pub fn deliver_user(&self, user: UserId, text: &ByteString) {
-        let inner = self.lock();
-        if let Some(entry) = inner.users.get(&user) {
+        let mut inner = self.lock();
+        let Inner { users, conns, .. } = &mut *inner;
+        if let Some(entry) = users.get(&user) {
             for cid in &entry.conns {
-                if let Some(conn) = inner.conns.get(cid) {
+                if let Some(conn) = conns.get_mut(cid) {
                     conn.push(text.clone());
                 }
             }
@@ -594,7 +674,7 @@ impl Hub {
 
     /// Sends a frame to every local socket.
     pub fn deliver_all(&self, text: &ByteString) {
-        for conn in self.lock().conns.values() {
+        for conn in self.lock().conns.values_mut() {
             conn.push(text.clone());
         }
     }
@@ -682,12 +762,13 @@ mod tests {
     fn hub(queue: usize) -> Arc<Hub> {
         Arc::new(Hub::new(
             Arc::new(MemoryBus::new()),
-            Arc::new(Presence::Local),
+            Arc::new(Presence::local()),
             HubLimits {
                 outbound_queue: queue,
                 pending_buffer: 4,
                 user_sends_per_sec: 1.0,
                 user_sends_burst: 2.0,
+                catchup_concurrency: 2,
             },
         ))
     }
@@ -736,6 +817,33 @@ mod tests {
         hub.deliver_page(room, &[q(4), q(5)]);
         hub.deliver_room(room, &"typing".into(), Some("u1"));
         assert_eq!(text(&mut a.outbound), ["m4", "m5"]);
+    }
+
+    #[tokio::test]
+    async fn a_held_socket_gets_its_ack_before_what_the_pump_found_meanwhile() {
+        let hub = hub(16);
+        let mut a = hub.register(info(1)).expect("open");
+        let mut b = hub.register(info(2)).expect("open");
+        let room = RoomId(1);
+        for c in [&a, &b] {
+            hub.begin_join(c.id, room, "r");
+            hub.finish_join(c.id, room, "joined".into(), None, true);
+        }
+        text(&mut a.outbound);
+        text(&mut b.outbound);
+        // A's send is being stored; the pump, rung by something else, reads the new row.
+        hub.hold(a.id);
+        hub.deliver_page(room, &[q(1)]);
+        hub.deliver_room(room, &"typing".into(), Some("u2"));
+        assert!(text(&mut a.outbound).is_empty(), "held back");
+        assert_eq!(text(&mut b.outbound), ["m1"], "others are not held");
+        hub.release(a.id, Some("ack1".into()));
+        assert_eq!(text(&mut a.outbound), ["ack1", "m1", "typing"]);
+        // Released, the socket is live again; a refused send releases without an ack.
+        hub.deliver_page(room, &[q(2)]);
+        hub.hold(a.id);
+        hub.release(a.id, None);
+        assert_eq!(text(&mut a.outbound), ["m2"]);
     }
 
     #[tokio::test]
@@ -812,6 +920,21 @@ mod tests {
         assert_eq!(hub.kick_sessions(UserId(1), &[SessionId(99)], frame), 1);
         assert!(a.kicked.borrow().is_none());
         assert!(b.kicked.borrow().is_some());
+    }
+
+    #[tokio::test]
+    async fn catch_up_reads_wait_their_turn_beyond_the_bound() {
+        let hub = hub(4);
+        let first = hub.catch_up_permit().await;
+        let _second = hub.catch_up_permit().await;
+        let third =
+            tokio::time::timeout(std::time::Duration::from_millis(50), hub.catch_up_permit()).await;
+        assert!(third.is_err(), "a third read waits while two run");
+        drop(first);
+        let _third = tokio::time::timeout(std::time::Duration::from_secs(1), hub.catch_up_permit())
+            .await
+            .expect("its turn comes when one ends");
+        assert_eq!(hub.catch_up_peak(), 2);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!   once with [`Gateway::start`], call [`Gateway::configure`] in the app factory, and
 //!   [`Gateway::shutdown`] before stopping the server.
 
+mod admission;
 pub mod connection;
 pub mod fanout;
 pub mod hub;
@@ -54,9 +55,17 @@ pub struct GatewayConfig {
     pub presence_ttl: Duration,
     /// How long shutdown waits for sockets to close after sending 1012.
     pub shutdown_grace: Duration,
+    /// Catch-up reads (`join` pages) running at once; the rest wait.
+    pub catchup_concurrency: usize,
     /// The kernel send buffer of each WebSocket connection (`None`: the OS autotunes it,
     /// up to megabytes per socket). Needs [`on_connect`] on the server.
     pub socket_send_buffer: Option<usize>,
+    /// `join` frames per socket (rate, burst).
+    pub joins_per_sec: f64,
+    pub joins_burst: f64,
+    /// Live sockets per user and per client address on this gateway process.
+    pub max_sockets_per_user: usize,
+    pub max_sockets_per_address: usize,
 }
 
 impl Default for GatewayConfig {
@@ -75,6 +84,11 @@ impl Default for GatewayConfig {
             presence_ttl: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
             socket_send_buffer: Some(64 * 1024),
+            joins_per_sec: 2.0,
+            joins_burst: 60.0,
+            max_sockets_per_user: 20,
+            max_sockets_per_address: 50,
+            catchup_concurrency: 8,
         }
     }
 }
@@ -91,6 +105,11 @@ impl GatewayConfig {
             sends_burst: settings.ws_sends_burst,
             user_sends_per_sec: settings.ws_user_sends_per_sec,
             user_sends_burst: settings.ws_user_sends_burst,
+            catchup_concurrency: settings.ws_catchup_concurrency,
+            joins_per_sec: settings.ws_joins_per_sec,
+            joins_burst: settings.ws_joins_burst,
+            max_sockets_per_user: settings.ws_max_sockets_per_user,
+            max_sockets_per_address: settings.ws_max_sockets_per_address,
             ..GatewayConfig::default()
         }
     }
@@ -113,7 +132,7 @@ impl Deps {
             db,
             bus,
             keys,
-            presence: Arc::new(Presence::Local),
+            presence: Arc::new(Presence::local()),
             config: GatewayConfig::default(),
         }
     }
@@ -173,6 +192,7 @@ pub struct Core {
     pub(crate) cookie_key: Key,
     pub(crate) max_frame_bytes: usize,
     pub(crate) max_message_chars: usize,
+    pub(crate) admission: admission::Admission,
 }
 
 impl std::fmt::Debug for Core {
@@ -202,6 +222,7 @@ impl Gateway {
                 pending_buffer: deps.config.pending_buffer,
                 user_sends_per_sec: deps.config.user_sends_per_sec,
                 user_sends_burst: deps.config.user_sends_burst,
+                catchup_concurrency: deps.config.catchup_concurrency,
             },
         ));
         // Presence goes to every socket; one subscription for the whole process.
@@ -209,6 +230,7 @@ impl Gateway {
             .subscribe(Topic::Presence)
             .await
             .context("subscribing to presence")?;
+        let admission = admission::Admission::new(&deps.config, settings);
         let core = Arc::new(Core {
             hub: hub.clone(),
             db: deps.db,
@@ -220,6 +242,7 @@ impl Gateway {
             cookie_key: Key::from(&domain::auth::cookie_key_material(&settings.secret_key)),
             max_frame_bytes: settings.max_frame_bytes,
             max_message_chars: settings.max_message_chars,
+            admission,
         });
         tokio::spawn(fanout::run(hub, core.db.clone(), core.keys.clone()));
         if let Some(every) = core.presence.heartbeat_interval() {
@@ -285,10 +308,9 @@ async fn heartbeat(core: std::sync::Weak<Core>, every: Duration) {
     loop {
         tick.tick().await;
         let Some(core) = core.upgrade() else { return };
-        let local = core.hub.local_users();
-        match core.presence.heartbeat(&local).await {
-            Ok(gone) => {
-                for user in gone {
+        match core.presence.heartbeat().await {
+            Ok(changes) => {
+                for (user, status) in changes {
                     let found = core
                         .db
                         .run(move |c| domain::repo::user::find(c, user))
@@ -299,9 +321,7 @@ async fn heartbeat(core: std::sync::Weak<Core>, every: Duration) {
                             username: u.username,
                             session_id: domain::ids::SessionId(0),
                         };
-                        core.hub
-                            .publish_presence(&info, domain::bus::PresenceStatus::Offline)
-                            .await;
+                        core.hub.publish_presence(&info, status).await;
                     }
                 }
             }

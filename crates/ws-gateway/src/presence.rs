@@ -1,41 +1,121 @@
-//! Who is online, across every gateway.
+//! Who is online, who is away, across every gateway.
 //!
-//! With the in-process bus there is one gateway, so its own sockets are the whole truth
-//! ([`Presence::Local`]). With Redis, each gateway (node) records its users in sorted sets
-//! scored by an expiry time that a heartbeat keeps pushing forward; a gateway that dies
-//! stops refreshing, and the next heartbeat of any surviving gateway finds the expired
-//! entries, removes them (exactly one gateway wins each `ZREM`) and announces `offline`.
+//! Each socket is *active* or *away* (the client says so with a `presence` frame; a new
+//! socket is active). This gateway keeps that per socket; what it tells the shared store
+//! is one state per user: active if any of the user's sockets here is, away if all are,
+//! absent if there are none. A user's aggregate status is `online` if some gateway has
+//! them active, `away` if every gateway that has them has them away, `offline` if none.
+//!
+//! With the in-process bus there is one gateway, so its own sockets are the whole truth.
+//! With Redis, each gateway (node) records its users in sorted sets scored by an expiry
+//! time that a heartbeat keeps pushing forward; a gateway that dies stops refreshing, and
+//! the next heartbeat of any surviving gateway finds the expired entries, removes them
+//! (exactly one gateway wins each entry) and announces the user's new status.
+//!
+//! Guarantees:
+//! - A status is announced only when the aggregate changes: the last announced status is
+//!   stored next to the entries, and every change is compared with it and recorded in the
+//!   same Lua script, so two gateways never both announce one change.
+//! - One gateway's changes for one user are applied and announced in order (a per-user
+//!   lock, sharded, held across the store update and the publication).
 //!
 //! Keys, under the deployment prefix:
 //! - `{prefix}:presence:user:{id}`: nodes where the user has sockets, score = expiry (ms);
-//! - `{prefix}:presence:all`: `{id}:{node}` for every such entry, for the sweep.
+//! - `{prefix}:presence:active:{id}`: the subset of those where a socket is active;
+//! - `{prefix}:presence:status:{id}`: the last announced aggregate (`online`/`away`;
+//!   absent = offline);
+//! - `{prefix}:presence:all` / `{prefix}:presence:all_active`: `{id}:{node}` for every
+//!   entry of the two sets above, for the sweep and the `hello` snapshot.
 
-use domain::{bus::redis::RedisBus, ids::UserId};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use crate::hub::ConnId;
+use domain::{bus::PresenceStatus, bus::redis::RedisBus, ids::UserId};
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
-#[derive(Debug)]
-pub enum Presence {
-    Local,
+/// The presence of this gateway's sockets, and the store that combines gateways.
+pub struct Presence {
+    /// user → (socket → away). std `Mutex`: the critical sections never await.
+    local: Mutex<HashMap<UserId, HashMap<ConnId, bool>>>,
+    /// Per-user ordering of store updates and announcements (sharded by user id). tokio's
+    /// `Mutex`, because it is held across the Redis call and the bus publication.
+    order: Vec<tokio::sync::Mutex<()>>,
+    store: Store,
+}
+
+enum Store {
+    /// One gateway: the last announced status per user.
+    Local(Mutex<HashMap<UserId, PresenceStatus>>),
     Redis(RedisPresence),
 }
 
-pub struct RedisPresence {
+impl std::fmt::Debug for Presence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let store = match &self.store {
+            Store::Local(_) => "local",
+            Store::Redis(r) => r.node.as_str(),
+        };
+        f.debug_struct("Presence").field("store", &store).finish()
+    }
+}
+
+struct RedisPresence {
     pool: deadpool_redis::Pool,
     prefix: String,
     node: String,
     ttl: Duration,
 }
 
-impl std::fmt::Debug for RedisPresence {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisPresence")
-            .field("node", &self.node)
-            .finish()
+/// What this gateway reports for one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeState {
+    Active,
+    Away,
+    Absent,
+}
+
+impl NodeState {
+    fn of(conns: Option<&HashMap<ConnId, bool>>) -> NodeState {
+        match conns {
+            None => NodeState::Absent,
+            Some(c) if c.is_empty() => NodeState::Absent,
+            Some(c) if c.values().any(|away| !away) => NodeState::Active,
+            Some(_) => NodeState::Away,
+        }
+    }
+
+    fn as_arg(self) -> &'static str {
+        match self {
+            NodeState::Active => "online",
+            NodeState::Away => "away",
+            NodeState::Absent => "none",
+        }
+    }
+
+    fn status(self) -> PresenceStatus {
+        match self {
+            NodeState::Active => PresenceStatus::Online,
+            NodeState::Away => PresenceStatus::Away,
+            NodeState::Absent => PresenceStatus::Offline,
+        }
+    }
+}
+
+fn parse_status(s: &str) -> Option<PresenceStatus> {
+    match s {
+        "online" => Some(PresenceStatus::Online),
+        "away" => Some(PresenceStatus::Away),
+        "offline" => Some(PresenceStatus::Offline),
+        _ => None,
     }
 }
 
 /// How many expired entries one heartbeat cleans up at most.
 const SWEEP_BATCH: isize = 200;
+/// Lock shards for per-user ordering.
+const ORDER_SHARDS: usize = 64;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -45,75 +125,256 @@ fn now_ms() -> i64 {
 }
 
 impl Presence {
+    /// Presence from this process's sockets alone (the in-process bus).
+    pub fn local() -> Presence {
+        Presence::with_store(Store::Local(Mutex::new(HashMap::new())))
+    }
+
     /// Presence in the bus's Redis. `ttl` is how long an entry outlives a silent gateway.
     pub fn redis(bus: &RedisBus, ttl: Duration) -> Presence {
-        Presence::Redis(RedisPresence {
+        Presence::with_store(Store::Redis(RedisPresence {
             pool: bus.pool().clone(),
             prefix: bus.prefix().to_owned(),
             node: format!("{:016x}", rand::random::<u64>()),
             ttl,
-        })
+        }))
     }
 
-    /// The user's first socket on this gateway opened; true if they just came online
-    /// everywhere.
-    pub async fn online(&self, user: UserId) -> Result<bool, String> {
-        match self {
-            Presence::Local => Ok(true),
-            Presence::Redis(r) => r.online(user).await.map_err(|e| e.to_string()),
+    fn with_store(store: Store) -> Presence {
+        Presence {
+            local: Mutex::new(HashMap::new()),
+            order: (0..ORDER_SHARDS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            store,
         }
     }
 
-    /// The user's last socket on this gateway closed; true if they are now offline
-    /// everywhere.
-    pub async fn offline(&self, user: UserId) -> Result<bool, String> {
-        match self {
-            Presence::Local => Ok(true),
-            Presence::Redis(r) => r.offline(user).await.map_err(|e| e.to_string()),
+    fn local_lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, HashMap<ConnId, bool>>> {
+        self.local.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A socket of `user` opened here; it starts active. Call [`Presence::sync`] next.
+    pub fn attach(&self, conn: ConnId, user: UserId) {
+        self.local_lock()
+            .entry(user)
+            .or_default()
+            .insert(conn, false);
+    }
+
+    /// The socket closed. Call [`Presence::sync`] next.
+    pub fn detach(&self, conn: ConnId, user: UserId) {
+        let mut local = self.local_lock();
+        if let Some(conns) = local.get_mut(&user) {
+            conns.remove(&conn);
+            if conns.is_empty() {
+                local.remove(&user);
+            }
         }
     }
 
-    /// Refreshes this gateway's users and returns the users whose entries expired
-    /// elsewhere (a dead gateway) and who are now offline everywhere.
-    pub async fn heartbeat(&self, local: &[UserId]) -> Result<Vec<UserId>, String> {
-        match self {
-            Presence::Local => Ok(Vec::new()),
-            Presence::Redis(r) => r.heartbeat(local).await.map_err(|e| e.to_string()),
+    /// The socket says it is away (or back). Returns whether its state changed; call
+    /// [`Presence::sync`] then.
+    pub fn set_away(&self, conn: ConnId, user: UserId, away: bool) -> bool {
+        let mut local = self.local_lock();
+        match local.get_mut(&user).and_then(|c| c.get_mut(&conn)) {
+            Some(state) if *state != away => {
+                *state = away;
+                true
+            }
+            _ => false,
         }
     }
 
-    /// Everyone online anywhere, given this gateway's own users.
-    pub async fn online_users(&self, local: Vec<UserId>) -> Result<Vec<UserId>, String> {
-        match self {
-            Presence::Local => Ok(local),
-            Presence::Redis(r) => r.online_users().await.map_err(|e| e.to_string()),
+    fn node_state(&self, user: UserId) -> NodeState {
+        NodeState::of(self.local_lock().get(&user))
+    }
+
+    /// Brings the store in line with this gateway's sockets of `user`, and, if the user's
+    /// aggregate status changed, runs `announce` with the new one (still in order with
+    /// this gateway's other changes for the user). Errors are logged.
+    pub async fn sync<F, Fut>(&self, user: UserId, announce: F)
+    where
+        F: FnOnce(PresenceStatus) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let _turn = self.order[user.0.rem_euclid(ORDER_SHARDS as i64) as usize]
+            .lock()
+            .await;
+        // Read under the turn, so the last sync of a burst writes the latest state.
+        let state = self.node_state(user);
+        let changed = match &self.store {
+            Store::Local(announced) => {
+                let status = state.status();
+                let mut announced = announced.lock().unwrap_or_else(|p| p.into_inner());
+                let was = announced
+                    .get(&user)
+                    .copied()
+                    .unwrap_or(PresenceStatus::Offline);
+                if status == PresenceStatus::Offline {
+                    announced.remove(&user);
+                } else {
+                    announced.insert(user, status);
+                }
+                (was != status).then_some(status)
+            }
+            Store::Redis(r) => match r.apply(user, state).await {
+                Ok(changed) => changed,
+                Err(e) => {
+                    tracing::warn!(error = %e, user_id = %user, "presence update failed");
+                    None
+                }
+            },
+        };
+        if let Some(status) = changed {
+            announce(status).await;
+        }
+    }
+
+    /// Refreshes this gateway's entries and expires those of dead gateways. Returns the
+    /// users whose aggregate status changed, with the new status, to announce.
+    pub async fn heartbeat(&self) -> Result<Vec<(UserId, PresenceStatus)>, String> {
+        let Store::Redis(r) = &self.store else {
+            return Ok(Vec::new());
+        };
+        let states: Vec<(UserId, NodeState)> = self
+            .local_lock()
+            .iter()
+            .map(|(u, c)| (*u, NodeState::of(Some(c))))
+            .filter(|(_, s)| *s != NodeState::Absent)
+            .collect();
+        let missing = r.refresh(&states).await.map_err(|e| e.to_string())?;
+        let mut changes = r.sweep().await.map_err(|e| e.to_string())?;
+        // Entries another gateway swept while this one stalled: write them back whole,
+        // and announce what that changes.
+        for user in missing {
+            let _turn = self.order[user.0.rem_euclid(ORDER_SHARDS as i64) as usize]
+                .lock()
+                .await;
+            let state = self.node_state(user);
+            if let Some(status) = r.apply(user, state).await.map_err(|e| e.to_string())? {
+                changes.push((user, status));
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Everyone online or away anywhere, with their status.
+    pub async fn snapshot(&self) -> Result<Vec<(UserId, PresenceStatus)>, String> {
+        match &self.store {
+            Store::Local(_) => {
+                let mut all: Vec<(UserId, PresenceStatus)> = self
+                    .local_lock()
+                    .iter()
+                    .map(|(u, c)| (*u, NodeState::of(Some(c)).status()))
+                    .filter(|(_, s)| *s != PresenceStatus::Offline)
+                    .collect();
+                all.sort_by_key(|(u, _)| *u);
+                Ok(all)
+            }
+            Store::Redis(r) => r.snapshot().await.map_err(|e| e.to_string()),
         }
     }
 
     /// How often [`Presence::heartbeat`] should run.
     pub fn heartbeat_interval(&self) -> Option<Duration> {
-        match self {
-            Presence::Local => None,
-            Presence::Redis(r) => Some(r.ttl / 3),
+        match &self.store {
+            Store::Local(_) => None,
+            Store::Redis(r) => Some(r.ttl / 3),
         }
     }
 }
 
+/// Recomputes a user's aggregate after the caller's change and compares it with the last
+/// announced one. KEYS: user, active, status. ARGV: now, key ttl. Returns the new status,
+/// or nil when it did not change.
+const ANNOUNCE_LUA: &str = r"
+local function announce(u, a, s, now, keyttl)
+  redis.call('ZREMRANGEBYSCORE', u, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', a, '-inf', now)
+  local status = 'offline'
+  if redis.call('ZCARD', a) > 0 then
+    status = 'online'
+  elseif redis.call('ZCARD', u) > 0 then
+    status = 'away'
+  end
+  local was = redis.call('GET', s)
+  if not was then was = 'offline' end
+  if was == status then return false end
+  if status == 'offline' then
+    redis.call('DEL', s)
+  else
+    redis.call('SET', s, status, 'PX', keyttl)
+  end
+  return status
+end
+";
+
+/// Sets one node's state for one user. KEYS: user, active, status, all, all_active.
+/// ARGV: node, member (`{id}:{node}`), state (`online`/`away`/`none`), now, expiry, key ttl.
+const APPLY_LUA: &str = r"
+local u, a, s, all, act = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local node, member, state = ARGV[1], ARGV[2], ARGV[3]
+local now, exp, keyttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+if state == 'none' then
+  redis.call('ZREM', u, node)
+  redis.call('ZREM', all, member)
+else
+  redis.call('ZADD', u, exp, node)
+  redis.call('PEXPIRE', u, keyttl)
+  redis.call('ZADD', all, exp, member)
+end
+if state == 'online' then
+  redis.call('ZADD', a, exp, node)
+  redis.call('PEXPIRE', a, keyttl)
+  redis.call('ZADD', act, exp, member)
+else
+  redis.call('ZREM', a, node)
+  redis.call('ZREM', act, member)
+end
+return announce(u, a, s, now, keyttl)
+";
+
+/// Removes one expired entry, unless its gateway refreshed it meanwhile or another
+/// gateway already removed it. KEYS and ARGV as for the apply script (no state/expiry).
+const SWEEP_LUA: &str = r"
+local u, a, s, all, act = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local node, member = ARGV[1], ARGV[2]
+local now, keyttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local score = redis.call('ZSCORE', all, member)
+if not score or tonumber(score) > now then return false end
+redis.call('ZREM', all, member)
+redis.call('ZREM', act, member)
+redis.call('ZREM', u, node)
+redis.call('ZREM', a, node)
+return announce(u, a, s, now, keyttl)
+";
+
 impl RedisPresence {
-    fn user_key(&self, user: UserId) -> String {
-        format!("{}:presence:user:{user}", self.prefix)
+    fn key(&self, kind: &str, user: UserId) -> String {
+        format!("{}:presence:{kind}:{user}", self.prefix)
     }
 
     fn all_key(&self) -> String {
         format!("{}:presence:all", self.prefix)
     }
 
-    fn member(&self, user: UserId) -> String {
-        format!("{user}:{}", self.node)
+    fn all_active_key(&self) -> String {
+        format!("{}:presence:all_active", self.prefix)
+    }
+
+    fn member(&self, user: UserId, node: &str) -> String {
+        format!("{user}:{node}")
     }
 
     fn ttl_ms(&self) -> i64 {
         self.ttl.as_millis() as i64
+    }
+
+    /// Per-user keys live a while longer than their entries, so a sweep always finds the
+    /// announced status.
+    fn key_ttl_ms(&self) -> i64 {
+        self.ttl_ms() * 3
     }
 
     async fn conn(&self) -> Result<deadpool_redis::Connection, redis::RedisError> {
@@ -122,105 +383,99 @@ impl RedisPresence {
         })
     }
 
-    async fn online(&self, user: UserId) -> redis::RedisResult<bool> {
+    fn script(&self, body: &str, user: UserId) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(format!("{ANNOUNCE_LUA}{body}"))
+            .arg(5)
+            .arg(self.key("user", user))
+            .arg(self.key("active", user))
+            .arg(self.key("status", user))
+            .arg(self.all_key())
+            .arg(self.all_active_key());
+        cmd
+    }
+
+    async fn apply(
+        &self,
+        user: UserId,
+        state: NodeState,
+    ) -> redis::RedisResult<Option<PresenceStatus>> {
         let now = now_ms();
-        let key = self.user_key(user);
-        let mut c = self.conn().await?;
-        let (before,): (i64,) = redis::pipe()
-            .atomic()
-            .cmd("ZREMRANGEBYSCORE")
-            .arg(&key)
-            .arg("-inf")
+        let mut cmd = self.script(APPLY_LUA, user);
+        cmd.arg(&self.node)
+            .arg(self.member(user, &self.node))
+            .arg(state.as_arg())
             .arg(now)
-            .ignore()
-            .cmd("ZCARD")
-            .arg(&key)
-            .cmd("ZADD")
-            .arg(&key)
             .arg(now + self.ttl_ms())
-            .arg(&self.node)
-            .ignore()
-            .cmd("PEXPIRE")
-            .arg(&key)
-            .arg(self.ttl_ms() * 2)
-            .ignore()
-            .cmd("ZADD")
-            .arg(self.all_key())
-            .arg(now + self.ttl_ms())
-            .arg(self.member(user))
-            .ignore()
-            .query_async(&mut c)
-            .await?;
-        Ok(before == 0)
+            .arg(self.key_ttl_ms());
+        let mut c = self.conn().await?;
+        let status: Option<String> = cmd.query_async(&mut c).await?;
+        Ok(status.as_deref().and_then(parse_status))
     }
 
-    async fn offline(&self, user: UserId) -> redis::RedisResult<bool> {
-        let key = self.user_key(user);
-        let mut c = self.conn().await?;
-        let (left,): (i64,) = redis::pipe()
-            .atomic()
-            .cmd("ZREM")
-            .arg(&key)
-            .arg(&self.node)
-            .ignore()
-            .cmd("ZREM")
-            .arg(self.all_key())
-            .arg(self.member(user))
-            .ignore()
-            .cmd("ZREMRANGEBYSCORE")
-            .arg(&key)
-            .arg("-inf")
-            .arg(now_ms())
-            .ignore()
-            .cmd("ZCARD")
-            .arg(&key)
-            .query_async(&mut c)
-            .await?;
-        Ok(left == 0)
-    }
-
-    async fn online_users(&self) -> redis::RedisResult<Vec<UserId>> {
-        let mut c = self.conn().await?;
-        let members: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.all_key())
-            .arg(now_ms())
-            .arg("+inf")
-            .query_async(&mut c)
-            .await?;
-        let mut users: Vec<UserId> = members
-            .iter()
-            .filter_map(|m| m.split_once(':')?.0.parse().ok().map(UserId))
-            .collect();
-        users.sort();
-        users.dedup();
-        Ok(users)
-    }
-
-    async fn heartbeat(&self, local: &[UserId]) -> redis::RedisResult<Vec<UserId>> {
-        let now = now_ms();
-        let exp = now + self.ttl_ms();
-        let mut c = self.conn().await?;
-        if !local.is_empty() {
-            let mut pipe = redis::pipe();
-            for &user in local {
-                let key = self.user_key(user);
+    /// Pushes the expiry of this gateway's entries forward, in one round trip. Never
+    /// creates an `active` entry (a socket that went away meanwhile must stay away); returns
+    /// the users whose entry had vanished (swept while this gateway stalled).
+    async fn refresh(&self, states: &[(UserId, NodeState)]) -> redis::RedisResult<Vec<UserId>> {
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let exp = now_ms() + self.ttl_ms();
+        let key_ttl = self.key_ttl_ms();
+        let mut pipe = redis::pipe();
+        for &(user, state) in states {
+            let member = self.member(user, &self.node);
+            // The one reply kept: 0 if the entry was there (updated), 1 if it was missing.
+            pipe.cmd("ZADD")
+                .arg(self.key("user", user))
+                .arg(exp)
+                .arg(&self.node);
+            pipe.cmd("PEXPIRE")
+                .arg(self.key("user", user))
+                .arg(key_ttl)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(self.key("status", user))
+                .arg(key_ttl)
+                .ignore()
+                .cmd("ZADD")
+                .arg(self.all_key())
+                .arg(exp)
+                .arg(&member)
+                .ignore();
+            if state == NodeState::Active {
                 pipe.cmd("ZADD")
-                    .arg(&key)
+                    .arg(self.key("active", user))
+                    .arg("XX")
                     .arg(exp)
                     .arg(&self.node)
                     .ignore()
                     .cmd("PEXPIRE")
-                    .arg(&key)
-                    .arg(self.ttl_ms() * 2)
+                    .arg(self.key("active", user))
+                    .arg(key_ttl)
                     .ignore()
                     .cmd("ZADD")
-                    .arg(self.all_key())
+                    .arg(self.all_active_key())
+                    .arg("XX")
                     .arg(exp)
-                    .arg(self.member(user))
+                    .arg(&member)
                     .ignore();
             }
-            let () = pipe.query_async(&mut c).await?;
         }
+        let mut c = self.conn().await?;
+        let added: Vec<i64> = pipe.query_async(&mut c).await?;
+        Ok(states
+            .iter()
+            .zip(added)
+            .filter(|(_, n)| *n > 0)
+            .map(|((u, _), _)| *u)
+            .collect())
+    }
+
+    /// Removes expired entries (dead gateways) and returns the status changes that caused.
+    async fn sweep(&self) -> redis::RedisResult<Vec<(UserId, PresenceStatus)>> {
+        let now = now_ms();
+        let mut c = self.conn().await?;
         let stale: Vec<String> = redis::cmd("ZRANGEBYSCORE")
             .arg(self.all_key())
             .arg("-inf")
@@ -230,7 +485,7 @@ impl RedisPresence {
             .arg(SWEEP_BATCH)
             .query_async(&mut c)
             .await?;
-        let mut gone = Vec::new();
+        let mut changes = Vec::new();
         for member in stale {
             let Some((user, node)) = member.split_once(':') else {
                 continue;
@@ -238,35 +493,112 @@ impl RedisPresence {
             let Ok(user) = user.parse::<i64>().map(UserId) else {
                 continue;
             };
-            // Whoever removes the entry handles it; other gateways see 0 and move on.
-            let won: i64 = redis::cmd("ZREM")
-                .arg(self.all_key())
-                .arg(&member)
-                .query_async(&mut c)
-                .await?;
-            if won == 0 {
-                continue;
-            }
-            let key = self.user_key(user);
-            let (left,): (i64,) = redis::pipe()
-                .atomic()
-                .cmd("ZREM")
-                .arg(&key)
-                .arg(node)
-                .ignore()
-                .cmd("ZREMRANGEBYSCORE")
-                .arg(&key)
-                .arg("-inf")
-                .arg(now)
-                .ignore()
-                .cmd("ZCARD")
-                .arg(&key)
-                .query_async(&mut c)
-                .await?;
-            if left == 0 {
-                gone.push(user);
+            let mut cmd = self.script(SWEEP_LUA, user);
+            cmd.arg(node).arg(&member).arg(now).arg(self.key_ttl_ms());
+            let status: Option<String> = cmd.query_async(&mut c).await?;
+            if let Some(status) = status.as_deref().and_then(parse_status) {
+                changes.push((user, status));
             }
         }
-        Ok(gone)
+        Ok(changes)
+    }
+
+    async fn snapshot(&self) -> redis::RedisResult<Vec<(UserId, PresenceStatus)>> {
+        let now = now_ms();
+        let mut c = self.conn().await?;
+        let (all, active): (Vec<String>, Vec<String>) = redis::pipe()
+            .cmd("ZRANGEBYSCORE")
+            .arg(self.all_key())
+            .arg(now)
+            .arg("+inf")
+            .cmd("ZRANGEBYSCORE")
+            .arg(self.all_active_key())
+            .arg(now)
+            .arg("+inf")
+            .query_async(&mut c)
+            .await?;
+        let user_of = |m: &String| m.split_once(':')?.0.parse().ok().map(UserId);
+        let active: std::collections::HashSet<UserId> = active.iter().filter_map(user_of).collect();
+        let mut users: Vec<UserId> = all.iter().filter_map(user_of).collect();
+        users.sort();
+        users.dedup();
+        Ok(users
+            .into_iter()
+            .map(|u| {
+                let status = if active.contains(&u) {
+                    PresenceStatus::Online
+                } else {
+                    PresenceStatus::Away
+                };
+                (u, status)
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_state_here_is_active_if_any_socket_is() {
+        let p = Presence::local();
+        let u = UserId(7);
+        assert_eq!(p.node_state(u), NodeState::Absent);
+        p.attach(1, u);
+        p.attach(2, u);
+        assert_eq!(p.node_state(u), NodeState::Active);
+        assert!(p.set_away(1, u, true));
+        assert!(!p.set_away(1, u, true), "no change, nothing to sync");
+        assert_eq!(p.node_state(u), NodeState::Active);
+        assert!(p.set_away(2, u, true));
+        assert_eq!(p.node_state(u), NodeState::Away);
+        p.detach(2, u);
+        assert_eq!(p.node_state(u), NodeState::Away);
+        assert!(p.set_away(1, u, false));
+        assert_eq!(p.node_state(u), NodeState::Active);
+        p.detach(1, u);
+        assert_eq!(p.node_state(u), NodeState::Absent);
+        assert!(!p.set_away(1, u, true), "an unknown socket changes nothing");
+    }
+
+    async fn sync(p: &Presence, u: UserId, said: &Mutex<Vec<PresenceStatus>>) {
+        p.sync(u, |s| {
+            said.lock().expect("lock").push(s);
+            async {}
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_local_store_announces_only_changes() {
+        let p = Presence::local();
+        let u = UserId(3);
+        let said = Mutex::new(Vec::new());
+        p.attach(1, u);
+        sync(&p, u, &said).await;
+        p.attach(2, u);
+        sync(&p, u, &said).await;
+        p.set_away(1, u, true);
+        sync(&p, u, &said).await;
+        p.set_away(2, u, true);
+        sync(&p, u, &said).await;
+        assert_eq!(
+            p.snapshot().await.expect("snapshot"),
+            vec![(u, PresenceStatus::Away)]
+        );
+        p.detach(1, u);
+        sync(&p, u, &said).await;
+        p.detach(2, u);
+        sync(&p, u, &said).await;
+        assert_eq!(
+            *said.lock().expect("lock"),
+            vec![
+                PresenceStatus::Online,
+                PresenceStatus::Away,
+                PresenceStatus::Offline
+            ]
+        );
+        assert!(p.snapshot().await.expect("snapshot").is_empty());
     }
 }

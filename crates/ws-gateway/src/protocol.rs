@@ -49,6 +49,18 @@ pub enum ClientFrame {
         room: String,
         id: MessageId,
     },
+    /// This socket's user is away (tab hidden, idle) or back.
+    Presence {
+        status: ClientPresence,
+    },
+}
+
+/// What a socket may say about its user's presence (`offline` is the server's to say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientPresence {
+    Online,
+    Away,
 }
 
 impl ClientFrame {
@@ -62,6 +74,7 @@ impl ClientFrame {
             ClientFrame::History { .. } => "history",
             ClientFrame::Edit { .. } => "edit",
             ClientFrame::Delete { .. } => "delete",
+            ClientFrame::Presence { .. } => "presence",
         }
     }
 
@@ -129,6 +142,8 @@ pub enum ServerFrame {
         user: WireUser,
         /// Usernames online right now (then kept current by `presence` frames).
         online: Vec<String>,
+        /// Usernames connected but away (every socket of theirs said so).
+        away: Vec<String>,
     },
     Joined {
         room: String,
@@ -297,6 +312,18 @@ mod tests {
                 id: MessageId(3)
             })
         );
+        assert_eq!(
+            parse(r#"{"type":"presence","status":"away"}"#),
+            Ok(ClientFrame::Presence {
+                status: ClientPresence::Away
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"presence","status":"online"}"#),
+            Ok(ClientFrame::Presence {
+                status: ClientPresence::Online
+            })
+        );
         assert!(matches!(
             parse(r#"{"type":"history","room":"r","before":3}"#),
             Ok(ClientFrame::History {
@@ -318,6 +345,9 @@ mod tests {
             r#"{"type":"join","room":7}"#,
             r#"{"type":"read","room":"r","id":"x"}"#,
             r#"{"type":"join","room":"r","extra":true}"#,
+            r#"{"type":"presence","status":"offline"}"#,
+            r#"{"type":"presence","status":"busy"}"#,
+            r#"{"type":"presence"}"#,
         ] {
             let e = parse(bad).expect_err(bad);
             assert_eq!(e.code, ErrorCode::BadRequest, "{bad}");

@@ -1,8 +1,11 @@
-//! HTTP edge: the `/ws` handshake (Origin, then the signed session cookie, both before
-//! any upgrade), the actix-ws ⇄ connection-task glue, and the probes.
+//! HTTP edge: the `/ws` handshake (Origin, then the signed session cookie, then the
+//! per-user and per-address socket limits, all before any upgrade), the actix-ws ⇄
+//! connection-task glue (with the session-expiry watcher beside each socket), and the
+//! probes.
 
 use crate::{
     Core,
+    admission::{self, Refused},
     connection::{self, Identity, Inbound},
     hub::Outbound,
 };
@@ -100,7 +103,26 @@ pub(crate) async fn ws(
     let Some(live) = live else {
         return Ok(refuse(StatusCode::UNAUTHORIZED, "session not live"));
     };
+    // Sockets per user and per address on this process; the permit lives as long as the
+    // socket's task.
+    let address = core.admission.client_address(&req);
+    let permit = match core.admission.sockets.admit(live.user.id, address) {
+        Ok(permit) => permit,
+        Err(which) => {
+            let reason = match which {
+                Refused::User => "too many sockets for this user",
+                Refused::Address => "too many sockets from this address",
+            };
+            let mut res = refuse(StatusCode::TOO_MANY_REQUESTS, reason);
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(admission::RETRY_AFTER_SECS),
+            );
+            return Ok(res);
+        }
+    };
     let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let expires_at = live.session.expires_at;
     let identity = Identity {
         session_id: live.session.id,
         user: live.user,
@@ -144,10 +166,25 @@ pub(crate) async fn ws(
     });
     let span =
         tracing::info_span!("ws", user_id = %identity.user.id, session_id = %identity.session_id);
-    actix_web::rt::spawn(tracing::Instrument::instrument(
-        connection::run(core, identity, Box::pin(incoming), Box::pin(sink), cut),
-        span,
-    ));
+    let expiry = admission::close_at_expiry(
+        core.clone(),
+        identity.user.id,
+        identity.session_id,
+        identity.session_key.clone(),
+        expires_at,
+    );
+    let task = async move {
+        let socket = connection::run(core, identity, Box::pin(incoming), Box::pin(sink), cut);
+        tokio::pin!(socket);
+        // The watcher only asks the hub to close the socket; the socket's own task still
+        // sends the close frame and ends as usual.
+        tokio::select! {
+            () = &mut socket => {}
+            () = expiry => socket.await,
+        }
+        drop(permit);
+    };
+    actix_web::rt::spawn(tracing::Instrument::instrument(task, span));
     Ok(response)
 }
 

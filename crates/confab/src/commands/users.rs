@@ -1,6 +1,10 @@
 use super::open;
 use crate::cli::CliError;
-use domain::{repo, settings::Settings};
+use domain::{
+    password_policy::{PasswordPolicy, UserAttributes},
+    repo,
+    settings::Settings,
+};
 use std::io::{BufRead, IsTerminal, Write};
 
 #[derive(Debug, clap::Args)]
@@ -37,6 +41,14 @@ pub fn create(
     // Check the name before asking for a password the user would then type in vain.
     domain::model::Username::parse(&username).map_err(|e| CliError::Refused(e.to_string()))?;
     let password = read_password(args.password_stdin)?;
+    check_policy(
+        settings,
+        &password,
+        &UserAttributes {
+            username: username.trim(),
+            display_name: &args.display_name,
+        },
+    )?;
     let db = open(settings)?;
     let mut conn = db.get()?;
     let user = repo::user::create(
@@ -78,6 +90,14 @@ pub fn change_password(settings: &Settings, args: PasswordArgs) -> Result<(), Cl
     let user = repo::user::find_by_username(&mut conn, &args.username)?
         .ok_or_else(|| CliError::Refused(format!("no user named {}", args.username)))?;
     let password = read_password(args.password_stdin)?;
+    check_policy(
+        settings,
+        &password,
+        &UserAttributes {
+            username: &user.username,
+            display_name: &user.display_name,
+        },
+    )?;
     repo::user::set_password(&mut conn, user.id, &password, settings.bcrypt_cost)?;
     // A changed password ends every session, as after a suspected compromise.
     let revoked = repo::session::revoke_all(&mut conn, user.id)?;
@@ -98,6 +118,22 @@ pub fn change_password(settings: &Settings, args: PasswordArgs) -> Result<(), Cl
         revoked.len()
     );
     Ok(())
+}
+
+/// The password policy (`domain::password_policy`), its refusal naming every rule broken.
+fn check_policy(
+    settings: &Settings,
+    password: &str,
+    user: &UserAttributes<'_>,
+) -> Result<(), CliError> {
+    PasswordPolicy::from_settings(settings)
+        .validate(password, user)
+        .map_err(|broken| {
+            CliError::Refused(format!(
+                "password refused: {}",
+                domain::password_policy::describe(&broken)
+            ))
+        })
 }
 
 fn read_password(from_stdin: bool) -> Result<String, CliError> {

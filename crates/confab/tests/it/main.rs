@@ -84,10 +84,27 @@ fn operator_flow(backend: Backend) {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        text(&o).contains("password") && text(&o).contains("empty"),
+        text(&o).contains("password refused") && text(&o).contains("too short"),
         "{}",
         text(&o)
     );
+    // The password policy, with every broken rule named.
+    let o = run(
+        &["createuser", "--username", "carolina", "--password-stdin"],
+        "Carolina2024\n",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("too similar to the username"),
+        "{}",
+        text(&o)
+    );
+    let o = run(
+        &["createsuperuser", "--username", "root", "--password-stdin"],
+        "password123\n",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("too common"), "{}", text(&o));
     let o = run(
         &[
             "createuser",
@@ -126,6 +143,12 @@ fn operator_flow(backend: Backend) {
     let o = run(&["createroom", "team"], "");
     assert_eq!(o.status.code(), Some(1));
 
+    let o = run(
+        &["changepassword", "bob", "--password-stdin"],
+        "73920518466\n",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("entirely numeric"), "{}", text(&o));
     let o = run(
         &["changepassword", "bob", "--password-stdin"],
         "a new password\n",

@@ -1,6 +1,6 @@
 //! `@username` mentions and the read state built on them. Bodies are encrypted at rest,
-//! so mentions are found once, when a message is posted, and stored as rows; unread and
-//! mention counts are then plain, bounded index scans.
+//! so mentions are found when a message is posted (and again when it is edited) and stored
+//! as rows; unread and mention counts are then plain, bounded index scans.
 
 use crate::{
     db::{
@@ -85,6 +85,20 @@ pub(crate) fn record(
             .execute(conn)?;
     }
     Ok(ids.len())
+}
+
+/// Replaces the mentions of an edited message with those of its new text (people named
+/// only in the old text are no longer mentioned). Called inside `message::edit`'s
+/// transaction.
+pub(crate) fn rerecord(
+    conn: &mut DbConn,
+    message: MessageId,
+    room: RoomId,
+    author: Option<UserId>,
+    body: &str,
+) -> Result<usize> {
+    diesel::delete(mentions::table.filter(mentions::message_id.eq(message.0))).execute(conn)?;
+    record(conn, message, room, author, body)
 }
 
 /// A room's unread state for one member.

@@ -287,7 +287,9 @@ pub fn history(
     })
 }
 
-/// Changes a message's text; keeps its id and creation time, sets `edited_at`.
+/// Changes a message's text; keeps its id and creation time, sets `edited_at`. Its
+/// mentions are recounted from the new text, in the same transaction, so unread mention
+/// counts follow the edit.
 pub fn edit(
     conn: &mut DbConn,
     keys: &MessageKeys,
@@ -296,10 +298,16 @@ pub fn edit(
     max_chars: usize,
 ) -> Result<Message> {
     write_tx(conn, |conn| {
-        let (room, kind, deleted): (i64, String, Option<i64>) = messages::table
-            .find(id.0)
-            .select((messages::room_id, messages::kind, messages::deleted_at))
-            .first(conn)?;
+        let (room, author, kind, deleted): (i64, Option<i64>, String, Option<i64>) =
+            messages::table
+                .find(id.0)
+                .select((
+                    messages::room_id,
+                    messages::author_id,
+                    messages::kind,
+                    messages::deleted_at,
+                ))
+                .first(conn)?;
         if kind != MessageKind::Text.as_str() || deleted.is_some() {
             return Err(DomainError::invalid(
                 "message",
@@ -326,6 +334,7 @@ pub fn edit(
                 messages::edited_at.eq(Timestamp::now().0),
             ))
             .execute(conn)?;
+        crate::repo::mention::rerecord(conn, id, RoomId(room), author.map(UserId), body)?;
         find(conn, keys, id)
     })
 }

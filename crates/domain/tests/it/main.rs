@@ -6,6 +6,7 @@
 mod concurrency;
 mod export;
 mod messages;
+mod props;
 mod rooms;
 mod sessions;
 mod users;

@@ -97,6 +97,44 @@ both! {
         assert_eq!(repo::message::count_after(&mut c, g.id, None, 10).unwrap(), 1);
     }
 
+    fn editing_recounts_mentions(db: &TestDb) {
+        let k = keys();
+        let ana = user(db, "ana");
+        let bob = user(db, "bob");
+        let cat = user(db, "cat");
+        let mut c = db.db.get().unwrap();
+        let g = repo::room::ensure_general(&mut c).unwrap();
+        for u in [&ana, &bob, &cat] {
+            if repo::room::membership(&mut c, g.id, u.id).unwrap().is_none() {
+                repo::room::add_member(&mut c, g.id, u.id, domain::model::RoomRole::Member).unwrap();
+            }
+        }
+        let counts = |c: &mut domain::db::DbConn, u: &domain::model::User| {
+            let r = repo::mention::unread(c, g.id, u.id, None, 100).unwrap();
+            (r.unread, r.mentions)
+        };
+        let m = repo::message::post(&mut c, &k, &text(g.id, &ana, "hi @bob", None), MAX).unwrap().message;
+        assert_eq!(counts(&mut c, &bob), (1, 1));
+        assert_eq!(counts(&mut c, &cat), (1, 0));
+        // Bob out, Cat in (and the author naming herself counts for nobody).
+        repo::message::edit(&mut c, &k, m.id, "hi @cat and @ana", MAX).unwrap();
+        assert_eq!(counts(&mut c, &bob), (1, 0));
+        assert_eq!(counts(&mut c, &cat), (1, 1));
+        assert_eq!(counts(&mut c, &ana), (0, 0));
+        // Both, once each however often named.
+        repo::message::edit(&mut c, &k, m.id, "@bob @cat @BOB", MAX).unwrap();
+        assert_eq!(counts(&mut c, &bob), (1, 1));
+        assert_eq!(counts(&mut c, &cat), (1, 1));
+        // Nobody.
+        repo::message::edit(&mut c, &k, m.id, "never mind", MAX).unwrap();
+        assert_eq!(counts(&mut c, &bob), (1, 0));
+        assert_eq!(counts(&mut c, &cat), (1, 0));
+        // A refused edit leaves the mentions as they were.
+        repo::message::edit(&mut c, &k, m.id, "@bob", MAX).unwrap();
+        assert!(repo::message::edit(&mut c, &k, m.id, "", MAX).is_err());
+        assert_eq!(counts(&mut c, &bob), (1, 1));
+    }
+
     fn bodies_are_ciphertext_bound_to_their_room(db: &TestDb) {
         let k = keys();
         let u = user(db, "ana");

@@ -130,6 +130,15 @@ impl Staff {
         self.page.t(key)
     }
 
+    /// The password policy's verdict on a password set through the admin, translated.
+    pub fn password_policy_error(
+        &self,
+        password: &str,
+        user: &domain::password_policy::UserAttributes<'_>,
+    ) -> Option<String> {
+        crate::routes::password_policy_error(&self.state().settings, self.page.lang, password, user)
+    }
+
     /// The base context plus `can` (one flag per permission, `users_view` for
     /// `users.view`), `is_superuser` and `section` for the navigation.
     pub fn context(&self, section: &str) -> tera::Context {
@@ -274,7 +283,7 @@ pub(crate) fn when(t: Timestamp) -> String {
 }
 
 /// `YYYY-MM-DD` as the first microsecond of that day, UTC.
-pub(crate) fn parse_date(s: &str) -> Option<Timestamp> {
+pub fn parse_date(s: &str) -> Option<Timestamp> {
     let mut parts = s.trim().splitn(3, '-');
     let y: i64 = parts.next()?.parse().ok()?;
     let m: i64 = parts.next()?.parse().ok()?;

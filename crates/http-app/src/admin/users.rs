@@ -185,6 +185,21 @@ async fn create(staff: Staff, form: web::Form<NewForm>) -> AppResult<HttpRespons
         errors.add("is_superuser", staff.t("admin-error-superuser-only"));
         return new_page(&staff, &form, errors);
     }
+    let attributes = domain::password_policy::UserAttributes {
+        username: form.username.trim(),
+        display_name: &form.display_name,
+    };
+    if let Some(msg) = staff.password_policy_error(&form.password, &attributes) {
+        let mut errors = Errors::default();
+        errors.add("password", msg);
+        // A bad username is reported in the same answer, not one round trip later.
+        if let Err(e) = domain::model::Username::parse(&form.username)
+            && let Some((field, msg)) = field_error(&staff, &e)
+        {
+            errors.add(field, msg);
+        }
+        return new_page(&staff, &form, errors);
+    }
     let new = user::NewUser {
         username: form.username.clone(),
         display_name: form.display_name.clone(),
@@ -438,6 +453,15 @@ async fn password(
     check_touch(&staff, &l.user)?;
     let uid = l.user.id;
     let pw = form.into_inner().password;
+    let attributes = domain::password_policy::UserAttributes {
+        username: &l.user.username,
+        display_name: &l.user.display_name,
+    };
+    if let Some(msg) = staff.password_policy_error(&pw, &attributes) {
+        let mut errors = Errors::default();
+        errors.add("password", msg);
+        return detail_page(&staff, &l, None, errors, None);
+    }
     let cost = staff.state().settings.bcrypt_cost;
     let note = staff.note(
         "users.password",

@@ -5,7 +5,7 @@
 //! (same constant-work path as sign-in), and then ends every other session of the user,
 //! announced on the bus so the gateway closes those sockets; this device stays signed in.
 
-use super::invalid_field_key;
+use super::{invalid_field_key, password_policy_error};
 use crate::{
     error::{AppError, AppResult},
     extract::{ClientInfo, CurrentUser, Page, see_other},
@@ -205,6 +205,16 @@ async fn change_password(
     }
     if form.new_password != form.confirm_password {
         errors.insert("confirm_password", page.t("account-password-mismatch"));
+        return account_page(page, profile, &errors, None);
+    }
+    let attributes = domain::password_policy::UserAttributes {
+        username: &me.user.username,
+        display_name: &me.user.display_name,
+    };
+    if let Some(msg) =
+        password_policy_error(&state.settings, page.lang, &form.new_password, &attributes)
+    {
+        errors.insert("new_password", msg);
         return account_page(page, profile, &errors, None);
     }
     let (uid, keep, new) = (me.id(), me.session_id, form.new_password);

@@ -32,6 +32,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Sent as `Retry-After` (429).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -40,6 +42,15 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// 429 `rate_limited`, with `Retry-After: secs`.
+    pub fn rate_limited(secs: u64, message: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after_secs: Some(secs),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
         }
     }
 
@@ -77,9 +88,12 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-            .json(serde_json::json!({"error": self.code, "message": self.message}))
+        let mut res = HttpResponse::build(self.status);
+        res.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+        if let Some(secs) = self.retry_after_secs {
+            res.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        res.json(serde_json::json!({"error": self.code, "message": self.message}))
     }
 }
 
@@ -117,11 +131,9 @@ impl From<AppError> for ApiError {
             AppError::Forbidden | AppError::Csrf => ApiError::forbidden("not allowed"),
             AppError::BadRequest(m) => ApiError::bad_request(m),
             AppError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            AppError::TooManyRequests { .. } => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests",
-            ),
+            AppError::TooManyRequests { retry_after_secs } => {
+                ApiError::rate_limited(retry_after_secs, "too many requests")
+            }
             AppError::Unavailable(m) => ApiError::from(DomainError::Unavailable(m)),
             AppError::Internal(cause) => ApiError::internal(format!("{cause:#}")),
         }
@@ -136,6 +148,21 @@ impl From<MediaError> for ApiError {
                 ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_type", m)
             }
             MediaError::Broken(m) => ApiError::new(StatusCode::BAD_REQUEST, "broken_file", m),
+            // A full disk is the operator's problem, but the user deserves to know the
+            // upload was refused for lack of room rather than "something went wrong".
+            MediaError::Io(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                ) =>
+            {
+                tracing::error!(error = %e, "media storage is full; upload refused");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    "The server has no room for this file right now; try again later or ask an administrator.",
+                )
+            }
             MediaError::Io(e) => ApiError::internal(e),
         }
     }

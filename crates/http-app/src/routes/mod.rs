@@ -51,3 +51,22 @@ pub(crate) fn invalid_field_key(e: &domain::DomainError) -> Option<&'static str>
         _ => None,
     }
 }
+
+/// The password policy's verdict on a new password, translated into `lang`: every rule it
+/// breaks, one sentence each; `None` when it passes.
+pub(crate) fn password_policy_error(
+    settings: &domain::settings::Settings,
+    lang: &str,
+    password: &str,
+    user: &domain::password_policy::UserAttributes<'_>,
+) -> Option<String> {
+    let policy = domain::password_policy::PasswordPolicy::from_settings(settings);
+    let broken = policy.validate(password, user).err()?;
+    Some(
+        broken
+            .iter()
+            .map(|v| crate::i18n::t_args(lang, v.message_id(), &v.args()))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}

@@ -2,7 +2,7 @@
 //! at start-up and printed by `confab serve`) creates the administrator and signs them
 //! in. Any other token, or any request once a user exists, is a 404.
 
-use super::{auth::start_session, invalid_field_key};
+use super::{auth::start_session, invalid_field_key, password_policy_error};
 use crate::{
     error::{AppError, AppResult},
     extract::{ClientInfo, Page, see_other},
@@ -41,18 +41,30 @@ async fn check_open(state: &AppState, token: &str) -> AppResult<()> {
     Ok(())
 }
 
+/// The form's refusal: a general one at the top, or one shown next to the password field.
+enum FormError {
+    General(String),
+    Password(String),
+}
+
 fn setup_page(
     page: &Page,
     token: &str,
     username: &str,
     display_name: &str,
-    error: Option<String>,
+    error: Option<FormError>,
 ) -> AppResult<HttpResponse> {
     let mut ctx = page.context();
     ctx.insert("token", token);
     ctx.insert("username", username);
     ctx.insert("display_name", display_name);
-    ctx.insert("error", &error);
+    let (general, password) = match &error {
+        Some(FormError::General(e)) => (Some(e), None),
+        Some(FormError::Password(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    ctx.insert("error", &general);
+    ctx.insert("password_error", &password);
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -83,7 +95,20 @@ async fn setup(
     check_open(&state, &token).await?;
     let form = form.into_inner();
     if form.password.expose_secret() != form.password_confirm.expose_secret() {
-        let msg = page.t("form-password-mismatch");
+        let msg = FormError::General(page.t("form-password-mismatch"));
+        return setup_page(&page, &token, &form.username, &form.display_name, Some(msg));
+    }
+    let attributes = domain::password_policy::UserAttributes {
+        username: form.username.trim(),
+        display_name: &form.display_name,
+    };
+    if let Some(msg) = password_policy_error(
+        &state.settings,
+        page.lang,
+        form.password.expose_secret(),
+        &attributes,
+    ) {
+        let msg = FormError::Password(msg);
         return setup_page(&page, &token, &form.username, &form.display_name, Some(msg));
     }
     // Only one request may be creating the administrator at a time.
@@ -116,7 +141,7 @@ async fn setup(
         Err(e) => {
             if let Some(key) = invalid_field_key(&e) {
                 state.setup.reopen();
-                let msg = page.t(key);
+                let msg = FormError::General(page.t(key));
                 return setup_page(&page, &token, &form.username, &form.display_name, Some(msg));
             }
             if matches!(e, DomainError::Conflict(_)) {

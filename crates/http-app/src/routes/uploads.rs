@@ -5,7 +5,8 @@
 //! before `file`. The file is streamed to a temporary file, never held in memory; its
 //! type is sniffed from its first bytes (the file name and declared type are ignored)
 //! and its size limit follows from that type. Refusals are JSON: 413 too large, 415 not
-//! an accepted type, 400 broken or malformed; a refused upload leaves no file behind.
+//! an accepted type, 400 broken or malformed, 429 (with `Retry-After`) over the
+//! per-user or per-address upload limit; a refused upload leaves no file behind.
 
 use super::api::{ApiError, ApiUser};
 use crate::{
@@ -55,6 +56,15 @@ async fn upload(
     query: web::Query<UploadQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // Abuse limit, before a byte is read: uploads (attempts, accepted or not) per user and
+    // per client address inside `CONFAB_UPLOADS_WINDOW_SECS`.
+    let address = crate::extract::ClientInfo::of(&req).ip;
+    if let Err(wait) = state.upload_limit.take(&me.user().id.to_string(), &address) {
+        return Err(ApiError::rate_limited(
+            wait,
+            format!("too many uploads; try again in {wait} seconds"),
+        ));
+    }
     let settings = &state.settings;
     let biggest = settings.max_image_bytes.max(settings.max_video_bytes);
     // A declared length over every limit is refused before reading anything.

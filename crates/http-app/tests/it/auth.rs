@@ -265,9 +265,9 @@ fn error_text(html: &str) -> String {
 }
 
 async fn failed_sign_ins_are_throttled_without_revealing_users(backend: Backend) {
-    let app = spawn_with(backend, |_, o| {
-        o.throttle.account_failures = 3;
-        o.throttle.address_failures = 100;
+    let app = spawn_with(backend, |s, _| {
+        s.login_account_failures = 3;
+        s.login_address_failures = 100;
     })
     .await;
     app.create_user("alice", "").await;
@@ -314,9 +314,9 @@ async fn failed_sign_ins_are_throttled_without_revealing_users(backend: Backend)
 }
 
 async fn failed_sign_ins_are_throttled_per_address(backend: Backend) {
-    let app = spawn_with(backend, |_, o| {
-        o.throttle.account_failures = 100;
-        o.throttle.address_failures = 4;
+    let app = spawn_with(backend, |s, _| {
+        s.login_account_failures = 100;
+        s.login_address_failures = 4;
     })
     .await;
     app.create_user("alice", "").await;

@@ -12,6 +12,7 @@ mod direct;
 mod health;
 mod i18n;
 mod pages;
+mod password_policy;
 mod rooms;
 mod security;
 mod setup;

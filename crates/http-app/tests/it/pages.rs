@@ -36,6 +36,12 @@ async fn user_text_is_escaped_everywhere(backend: Backend) {
             "{path} has raw script:\n{body}"
         );
         assert!(!body.contains("<img src=x"), "{path} has a raw tag");
+        // ASVS 7.4.4: every signed-in page offers sign-out, as a POST with the token.
+        assert!(
+            body.contains(r#"<form method="post" action="/logout""#)
+                && body.contains(r#"name="csrf_token""#),
+            "{path} has no sign-out form"
+        );
         assert!(
             !body.contains("room\"'"),
             "{path}: quotes are escaped in attributes too"

@@ -86,10 +86,7 @@ async fn https_adds_hsts_secure_cookies_and_an_origin_check(backend: Backend) {
     let page = c.get(app.url("/login")).send().await.expect("GET");
     assert_security_headers(&page, "/login over https", true);
     let csrf_set = set_cookie(&page, "__Host-confab_csrf").expect("a __Host- CSRF cookie");
-    assert!(
-        csrf_set.to_ascii_lowercase().contains("secure"),
-        "{csrf_set}"
-    );
+    assert_cookie_attributes(&csrf_set, true);
     let csrf_cookie = cookie_pair(&csrf_set);
     let token = csrf_from(&page.text().await.expect("body"));
     let post = |origin: Option<&'static str>, referer: Option<&'static str>| {
@@ -131,15 +128,57 @@ async fn https_adds_hsts_secure_cookies_and_an_origin_check(backend: Backend) {
         .expect("POST");
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let session = set_cookie(&res, "__Host-confab_session").expect("a __Host- session cookie");
-    let lower = session.to_ascii_lowercase();
-    assert!(lower.contains("secure") && lower.contains("httponly") && lower.contains("path=/"));
+    assert_cookie_attributes(&session, true);
+}
+
+/// OWASP ASVS 5.0 §3.3 for the session and CSRF cookies: `HttpOnly`, `SameSite=Lax`,
+/// `Path=/`, no `Domain` (which `__Host-` requires), and `Secure` exactly when served
+/// over HTTPS.
+fn assert_cookie_attributes(set_cookie: &str, https: bool) {
+    let attributes: Vec<String> = set_cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    let has = |a: &str| attributes.iter().any(|x| x == a);
+    assert!(has("httponly"), "{set_cookie}");
+    assert!(has("samesite=lax"), "{set_cookie}");
+    assert!(has("path=/"), "{set_cookie}");
+    assert_eq!(has("secure"), https, "{set_cookie}");
     assert!(
-        !lower.contains("domain="),
-        "__Host- cookies carry no Domain"
+        !attributes.iter().any(|a| a.starts_with("domain=")),
+        "no Domain: {set_cookie}"
     );
+}
+
+async fn plain_http_cookies_have_no_host_prefix_and_the_same_attributes(backend: Backend) {
+    let app = spawn(backend).await;
+    app.create_user("alice", "").await;
+    let c = bare_client();
+    let page = c.get(app.url("/login")).send().await.expect("GET");
+    // Browsers refuse a __Host- cookie without Secure, so plain HTTP uses the bare names.
+    assert!(set_cookie(&page, "__Host-confab_csrf").is_none());
+    let csrf_set = set_cookie(&page, "confab_csrf").expect("a CSRF cookie");
+    assert_cookie_attributes(&csrf_set, false);
+    let token = csrf_from(&page.text().await.expect("body"));
+    let res = c
+        .post(app.url("/login"))
+        .header("cookie", cookie_pair(&csrf_set))
+        .form(&[
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let session = set_cookie(&res, "confab_session").expect("a session cookie");
+    assert_cookie_attributes(&session, false);
 }
 
 both_backends!(
     every_response_carries_the_security_headers,
     https_adds_hsts_secure_cookies_and_an_origin_check,
+    plain_http_cookies_have_no_host_prefix_and_the_same_attributes,
 );

@@ -28,6 +28,27 @@ struct MediaApp {
 }
 
 impl MediaApp {
+    /// A signed-in superuser, for the admin's side of a scenario.
+    async fn superuser(&self) -> reqwest::Client {
+        let new = repo::user::NewUser {
+            username: "boss".into(),
+            display_name: String::new(),
+            password: PASSWORD.into(),
+            is_staff: true,
+            is_superuser: true,
+        };
+        let cost = self.app.settings().bcrypt_cost;
+        self.app
+            .test_db
+            .db
+            .run(move |c| repo::user::create(c, &new, cost))
+            .await
+            .expect("superuser");
+        let boss = client();
+        sign_in(&boss, &self.app, "boss").await;
+        boss
+    }
+
     async fn spawn(backend: Backend, tweak: impl FnOnce(&mut domain::settings::Settings)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().to_owned();
@@ -121,6 +142,19 @@ async fn upload(
     let json =
         serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}"));
     (status, json)
+}
+
+/// Confirms an admin action: the CSRF token of the confirmation page at `path`, posted
+/// back to it. The status, and the token (good for further posts in the same session).
+async fn admin_post(c: &reqwest::Client, app: &TestApp, path: &str) -> (StatusCode, String) {
+    let token = get_csrf(c, app, path).await;
+    let res = c
+        .post(app.url(path))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    (res.status(), token)
 }
 
 fn png(w: u32, h: u32) -> Vec<u8> {
@@ -570,29 +604,10 @@ async fn an_admin_deleting_an_attachment_removes_its_files(backend: Backend) {
             .any(|p| p.to_string_lossy().contains(".thumb."))
     );
 
-    let new = repo::user::NewUser {
-        username: "boss".into(),
-        display_name: String::new(),
-        password: PASSWORD.into(),
-        is_staff: true,
-        is_superuser: true,
-    };
-    let cost = app.settings().bcrypt_cost;
-    app.test_db
-        .db
-        .run(move |c| repo::user::create(c, &new, cost))
-        .await
-        .expect("superuser");
-    let boss = client();
-    sign_in(&boss, app, "boss").await;
-    let token = get_csrf(&boss, app, &format!("/admin/attachments/{id}/delete")).await;
-    let res = boss
-        .post(app.url(&format!("/admin/attachments/{id}/delete")))
-        .form(&[("csrf_token", token.as_str())])
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let boss = m.superuser().await;
+    let path = format!("/admin/attachments/{id}/delete");
+    let (status, _) = admin_post(&boss, app, &path).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(m.files().is_empty(), "files left behind: {:?}", m.files());
     assert!(stored.iter().all(|p| !p.exists()));
     let res = c
@@ -603,10 +618,166 @@ async fn an_admin_deleting_an_attachment_removes_its_files(backend: Backend) {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
+/// Soft-deleting an attachment's message hides its media from every member (the author
+/// too), thumbnail included, but keeps the files: staff restoring the message brings it
+/// back as it was.
+async fn a_deleted_messages_media_is_hidden_but_kept_for_restore(backend: Backend) {
+    let m = MediaApp::spawn(backend, |_| {}).await;
+    let app = &m.app;
+    let (_, ana, token) = m.signed_in("ana").await;
+    let (_, bob, _) = m.signed_in("bob").await;
+    let (status, up) = upload(
+        &ana,
+        app,
+        &token,
+        "general",
+        "cat.png",
+        "image/png",
+        png(64, 48),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{up}");
+    let id = up["id"].as_i64().expect("id");
+    let mid = up["message_id"].as_i64().expect("message id");
+    let paths = [format!("/media/{id}"), format!("/media/{id}/thumb")];
+    let statuses = |c: &Client| {
+        let c = c.clone();
+        let paths = paths.clone();
+        async move {
+            let mut out = Vec::new();
+            for path in &paths {
+                let res = c.get(app.url(path)).send().await.expect("GET");
+                out.push(res.status());
+            }
+            out
+        }
+    };
+    let ok = vec![StatusCode::OK, StatusCode::OK];
+    let gone = vec![StatusCode::NOT_FOUND, StatusCode::NOT_FOUND];
+    assert_eq!(statuses(&ana).await, ok);
+    assert_eq!(statuses(&bob).await, ok);
+    let stored = m.files();
+    assert_eq!(stored.len(), 2, "the picture and its thumbnail: {stored:?}");
+
+    let boss = m.superuser().await;
+    let path = format!("/admin/messages/{mid}/delete");
+    let (status, token) = admin_post(&boss, app, &path).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(statuses(&ana).await, gone, "the author");
+    assert_eq!(statuses(&bob).await, gone, "another member");
+    assert_eq!(m.files(), stored, "the files are kept for a restore");
+
+    let res = boss
+        .post(app.url(&format!("/admin/messages/{mid}/restore")))
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .expect("POST restore");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(statuses(&ana).await, ok);
+    assert_eq!(statuses(&bob).await, ok);
+    let res = bob
+        .get(app.url(&format!("/media/{id}")))
+        .send()
+        .await
+        .expect("GET");
+    let bytes = res.bytes().await.expect("bytes");
+    image::load_from_memory(&bytes).expect("the same picture, still there");
+}
+
+async fn uploads_are_limited_per_user_and_per_address(backend: Backend) {
+    use diesel::prelude::*;
+    use domain::db::schema::attachments;
+    let m = MediaApp::spawn(backend, |s| {
+        s.uploads_per_user = 3;
+        s.uploads_per_address = 5;
+        s.uploads_window_secs = 600;
+    })
+    .await;
+    let (_, ann, ann_token) = m.signed_in("ann").await;
+    for i in 0..3 {
+        let (status, body) = upload(
+            &ann,
+            &m.app,
+            &ann_token,
+            "general",
+            "a.png",
+            "image/png",
+            png(8 + i, 8),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // The fourth inside the window: 429, with when to come back.
+    let res = ann
+        .post(m.app.url("/uploads?room=general"))
+        .header("X-CSRF-Token", &ann_token)
+        .multipart(Form::new().part("file", Part::bytes(png(9, 9)).file_name("b.png")))
+        .send()
+        .await
+        .expect("POST /uploads");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = res
+        .headers()
+        .get("retry-after")
+        .expect("Retry-After")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=600).contains(&wait), "{wait}");
+    let body: Value = res.json().await.expect("JSON");
+    assert_eq!(body["error"], "rate_limited");
+    // Another user from the same address has the address's remaining two.
+    let (_, ben, ben_token) = m.signed_in("ben").await;
+    for _ in 0..2 {
+        let (status, body) = upload(
+            &ben,
+            &m.app,
+            &ben_token,
+            "general",
+            "c.png",
+            "image/png",
+            png(12, 12),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = upload(
+        &ben,
+        &m.app,
+        &ben_token,
+        "general",
+        "d.png",
+        "image/png",
+        png(12, 12),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"], "rate_limited");
+    // Everything accepted before the limit is kept; nothing refused was stored.
+    let stored: i64 = m
+        .app
+        .test_db
+        .db
+        .run(|c| Ok(attachments::table.count().get_result(c)?))
+        .await
+        .expect("count");
+    assert_eq!(stored, 5);
+    let tmp = m.media_dir().join("tmp");
+    assert!(
+        m.files().iter().all(|f| !f.starts_with(&tmp)),
+        "no temporary file left: {:?}",
+        m.files()
+    );
+}
+
 both_backends!(
     pictures_are_sniffed_reencoded_and_served_to_members_only,
     refusals_are_clear_and_leave_nothing_on_disk,
     videos_are_served_with_ranges,
     behind_nginx_media_is_handed_off,
     an_admin_deleting_an_attachment_removes_its_files,
+    a_deleted_messages_media_is_hidden_but_kept_for_restore,
+    uploads_are_limited_per_user_and_per_address,
 );

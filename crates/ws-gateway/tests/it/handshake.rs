@@ -89,3 +89,23 @@ async fn refusals_happen_before_the_upgrade_and_probes_answer() {
     w.room("lobby", RoomKind::Public).await;
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn over_https_only_the_host_prefixed_session_cookie_is_read() {
+    let _serial = REDIS_KILL.read().await;
+    let mut w = World::new(default_backend());
+    w.settings.https = true;
+    let gw = w.gateway(fast_config()).await;
+    let ann = w.person("ann").await;
+    assert!(
+        ann.cookie.starts_with("__Host-confab_session="),
+        "{}",
+        ann.cookie
+    );
+    // The same signed value under the bare name (which a sibling subdomain or a plain
+    // HTTP page could set) is not a session.
+    let bare = ann.cookie.replacen("__Host-", "", 1);
+    assert_eq!(refused(gw.port, Some(ORIGIN), Some(&bare)).await, 401);
+    Ws::connect(gw.port, &ann).await;
+    gw.stop().await;
+}

@@ -4,5 +4,7 @@ mod handshake;
 mod helpers;
 mod limits;
 mod messaging;
+mod presence;
 mod private;
+mod read_state;
 mod redis_bus;

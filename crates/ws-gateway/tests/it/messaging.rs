@@ -296,7 +296,8 @@ async fn presence_spans_gateways_and_outlives_no_dead_gateway() {
     // heartbeat expires them and announces the user offline.
     let dead_bus = w.redis_bus().await;
     let dead = ws_gateway::presence::Presence::redis(&dead_bus, ttl);
-    assert!(dead.online(ann.user.id).await.expect("presence"));
+    dead.attach(1, ann.user.id);
+    dead.sync(ann.user.id, |_| async {}).await;
     let started = Instant::now();
     assert_eq!(presence_of(&mut bob_ws, "ann").await, "offline");
     assert!(
