@@ -872,14 +872,21 @@ function onFrame(frame) {
       if (activity.state === "away") conn.send({ type: "presence", status: "away" });
       onHello();
       break;
-    case "presence":
-      if (typeof frame.user === "string") {
-        const name = frame.user.toLowerCase();
-        if (frame.status === "online" || frame.status === "away") presence.set(name, frame.status);
+    case "presence": {
+      // One change (`user`, `status`), or several at once (lists by status).
+      const set = (user, status) => {
+        if (typeof user !== "string") return;
+        const name = user.toLowerCase();
+        if (status === "online" || status === "away") presence.set(name, status);
         else presence.delete(name);
-        updatePresence();
+      };
+      set(frame.user, frame.status);
+      for (const status of ["online", "away", "offline"]) {
+        if (Array.isArray(frame[status])) for (const user of frame[status]) set(user, status);
       }
+      updatePresence();
       break;
+    }
     case "membership":
       // A room I was just added to (a new private chat), or a change that may be mine
       // (left, new role): the sidebar asks the server. Others joining a room I know

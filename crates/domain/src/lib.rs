@@ -16,6 +16,7 @@ pub mod repo;
 pub mod service;
 pub mod settings;
 pub mod time;
+pub mod writer;
 
 pub use error::{DomainError, Result};
 

@@ -63,7 +63,7 @@ impl TestDb {
                 diesel::sql_query(format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)
                     .expect("CREATE DATABASE");
-                let url = replace_db_name(&admin, &name);
+                let url = crate::db::with_database_name(&admin, &name);
                 (url, Some(name), None)
             }
         };
@@ -96,22 +96,6 @@ impl Drop for TestDb {
     }
 }
 
-fn replace_db_name(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let after_scheme = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[after_scheme..].find('/') {
-        Some(i) => &base[..after_scheme + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
 /// Settings for a test: the given database, a fresh message key, cheap bcrypt, port 0.
 pub fn settings(database_url: &str) -> Settings {
     Settings {
@@ -129,15 +113,15 @@ mod tests {
     #[test]
     fn database_name_is_replaced() {
         assert_eq!(
-            super::replace_db_name("postgres://u@h:5432/postgres", "x"),
+            crate::db::with_database_name("postgres://u@h:5432/postgres", "x"),
             "postgres://u@h:5432/x"
         );
         assert_eq!(
-            super::replace_db_name("postgres://u@h/postgres?sslmode=disable", "x"),
+            crate::db::with_database_name("postgres://u@h/postgres?sslmode=disable", "x"),
             "postgres://u@h/x?sslmode=disable"
         );
         assert_eq!(
-            super::replace_db_name("postgres://u@h", "x"),
+            crate::db::with_database_name("postgres://u@h", "x"),
             "postgres://u@h/x"
         );
     }

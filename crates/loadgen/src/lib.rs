@@ -4,6 +4,7 @@
 
 pub mod bare;
 pub mod client;
+pub mod persist;
 pub mod prep;
 pub mod report;
 pub mod run;

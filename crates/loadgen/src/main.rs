@@ -1,10 +1,11 @@
 //! `confab-loadgen run …` measures one target (Confab or the bare bound) and appends JSON
 //! lines; `confab-loadgen report …` turns the lines of a whole run into the Markdown
-//! report with Confab / bound ratios. `scripts/bench` drives both.
+//! report with Confab / bound ratios; `confab-loadgen persist …` measures message
+//! persistence alone (no sockets). `scripts/bench` drives them.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use loadgen::{prep::Auth, report, run};
+use loadgen::{persist, prep::Auth, report, run};
 use std::io::Write as _;
 
 #[derive(Parser)]
@@ -33,6 +34,15 @@ enum Command {
         /// A line describing the machine.
         #[arg(long, default_value = "")]
         machine: String,
+    },
+    /// Measures message persistence alone: posts per second into a fresh database,
+    /// one transaction per message versus the group-commit writer.
+    Persist {
+        /// Append the JSON lines to this file (they also go to stdout).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        opts: persist::PersistOptions,
     },
 }
 
@@ -100,7 +110,38 @@ fn main() -> anyhow::Result<()> {
             println!("{}", report::table(&records));
             Ok(())
         }
+        Command::Persist { out, opts } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(run_persist(out, opts)),
     }
+}
+
+async fn run_persist(
+    out: Option<std::path::PathBuf>,
+    opts: persist::PersistOptions,
+) -> anyhow::Result<()> {
+    let mut file = match &out {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let records = persist::run(&opts, |r| {
+        let line = serde_json::to_string(r).unwrap_or_default();
+        println!("{line}");
+        println!("{}", persist::table_row(r));
+        if let Some(f) = file.as_mut() {
+            let _ = writeln!(f, "{line}");
+        }
+    })
+    .await?;
+    println!("\n{}", persist::table(&records));
+    Ok(())
 }
 
 async fn run_target(args: RunArgs) -> anyhow::Result<()> {

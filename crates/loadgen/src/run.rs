@@ -676,9 +676,9 @@ async fn reconnect(target: &Target, opts: &Options, prefix: &str) -> anyhow::Res
     // A few messages first, so every socket has a `since` to come back with.
     let before = 3;
     posters.post(&slugs, before, &c).await?;
-    // The posters go too: Confab queues one presence frame per user that goes offline to
-    // every remaining socket at once, and a burst larger than the outbound queue (256)
-    // closes even a socket that reads as fast as it can ("too slow").
+    // The posters go too, so every socket of the room is away while it is posted to (and
+    // so no poster sits through the offline storm: before presence was coalesced, a
+    // burst of one frame per departed user could close it as "too slow").
     let seq = posters.seq;
     posters.close().await;
     let want_before = first.established * before;

@@ -171,3 +171,48 @@ async fn bound_and_confab_lose_nothing() {
         assert!(md.contains(needle), "{needle} missing from:\n{md}");
     }
 }
+
+/// `confab-loadgen persist` on both backends, every path, a few hundred messages: each
+/// path stores exactly what it posted (checked inside), and the writer groups posts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persist_measures_every_path_on_both_backends() {
+    let opts = loadgen::persist::PersistOptions {
+        messages: 300,
+        concurrency: 16,
+        users: 5,
+        rooms: 3,
+        body_bytes: 100,
+        pool_size: 4,
+        paths: loadgen::persist::PATHS.map(String::from).to_vec(),
+        postgres_url: Some(domain::testing::postgres_admin_url()),
+        no_sqlite: false,
+        sqlite_dir: None,
+    };
+    let mut lines = Vec::new();
+    let records = loadgen::persist::run(&opts, |r| {
+        lines.push(serde_json::to_string(r).expect("json"))
+    })
+    .await
+    .expect("persist run");
+    let shape: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r.backend, r.path.as_str()))
+        .collect();
+    let mut expected = Vec::new();
+    for backend in ["sqlite", "postgres"] {
+        for path in loadgen::persist::PATHS {
+            expected.push((backend, path));
+        }
+    }
+    assert_eq!(shape, expected);
+    for r in &records {
+        assert_eq!(r.stored, 300, "{r:?}");
+        assert!(r.messages_per_sec > 0.0, "{r:?}");
+        match r.batches {
+            None => assert_eq!(r.path, "direct"),
+            Some(b) => assert!((1..=300).contains(&b), "{r:?}"),
+        }
+    }
+    assert_eq!(lines.len(), records.len());
+    assert!(loadgen::persist::table(&records).lines().count() == records.len() + 2);
+}

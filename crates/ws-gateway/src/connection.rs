@@ -19,7 +19,7 @@ use crate::{
 use domain::{
     DomainError,
     auth::SessionKey,
-    bus::{Event, MembershipChange, PresenceStatus, Topic, WireUser},
+    bus::{Event, MembershipChange, Topic, WireUser},
     ids::{MessageId, RoomId, SessionId},
     model::{MessageKind, Room, RoomRole, User},
     permissions::{self, Action},
@@ -165,7 +165,7 @@ pub async fn run<S, K>(
         tx,
         violations: 0,
     };
-    let (online, away) = present_usernames(&core).await;
+    let (online, away) = present_usernames(&core, &conn.identity.user.username).await;
     // `hello` goes straight to the sink, ahead of whatever the hub queued since the
     // registration (presence changes, account notices): the protocol promises it first.
     // The queued events follow it in order, so the client still ends on the current state.
@@ -294,35 +294,57 @@ fn message_refusal(e: DomainError) -> Refusal {
 /// At most this many names in the `hello` snapshot.
 const ONLINE_SNAPSHOT_MAX: usize = 1000;
 
-/// The presence snapshot for `hello`: who is online, who is away. Empty (and logged) if
-/// it cannot be had.
-async fn present_usernames(core: &Core) -> (Vec<String>, Vec<String>) {
-    let present = match core.presence.snapshot().await {
-        Ok(present) => present,
-        Err(e) => {
-            tracing::warn!(error = %e, "presence snapshot failed");
-            return (Vec::new(), Vec::new());
-        }
-    };
-    core.db
-        .run(move |c| {
-            let (mut online, mut away) = (Vec::new(), Vec::new());
-            for (id, status) in present.into_iter().take(ONLINE_SNAPSHOT_MAX) {
-                let Ok(u) = repo::user::find(c, id) else {
-                    continue;
-                };
-                if !u.is_active {
-                    continue;
+/// The presence snapshot for `hello`: who is online, who is away. One gateway: its
+/// roster, memory work only. Several (Redis): a store read shared with the sockets asking
+/// at the same time (so it shows every change completed before this socket asked, and a
+/// reconnect storm costs a few reads, not one per socket), named from the roster; the
+/// database only for users this gateway has never heard of. This socket is active, so its
+/// own user is online whatever was read.
+async fn present_usernames(core: &Core, me: &str) -> (Vec<String>, Vec<String>) {
+    let roster = core.hub.roster();
+    let (mut online, mut away) = if core.presence.is_shared() {
+        match core.presence.fresh_snapshot().await.as_ref() {
+            Ok(present) => {
+                let (mut online, mut away, unknown) = roster.name(present, ONLINE_SNAPSHOT_MAX);
+                if !unknown.is_empty() {
+                    let found = core
+                        .db
+                        .run(move |c| {
+                            let mut found = Vec::new();
+                            for (id, status) in unknown {
+                                if let Ok(u) = repo::user::find(c, id)
+                                    && u.is_active
+                                {
+                                    found.push((u.id, u.username, status));
+                                }
+                            }
+                            Ok(found)
+                        })
+                        .await
+                        .unwrap_or_default();
+                    for (id, name, status) in found {
+                        roster.learn(id, &name);
+                        match status {
+                            domain::bus::PresenceStatus::Away => away.push(name),
+                            _ => online.push(name),
+                        }
+                    }
                 }
-                match status {
-                    PresenceStatus::Away => away.push(u.username),
-                    _ => online.push(u.username),
-                }
+                (online, away)
             }
-            Ok((online, away))
-        })
-        .await
-        .unwrap_or_default()
+            Err(e) => {
+                tracing::warn!(error = %e, "presence snapshot failed");
+                (Vec::new(), Vec::new())
+            }
+        }
+    } else {
+        roster.lists(ONLINE_SNAPSHOT_MAX)
+    };
+    away.retain(|name| name != me);
+    if !online.iter().any(|name| name == me) {
+        online.push(me.to_owned());
+    }
+    (online, away)
 }
 
 struct Connection {
@@ -635,42 +657,17 @@ impl Connection {
                 "sending too fast; slow down",
             ));
         }
-        let user = self.identity.user.clone();
-        let keys = self.core.keys.clone();
         self.core.hub.hold(self.id);
-        let stored = self
-            .core
-            .db
-            .run(move |c| {
-                let room = repo::room::find_by_slug(c, &slug)?.ok_or(DomainError::NotFound)?;
-                if !permissions::can(c, &user, Action::PostMessage, Some(&room))?
-                    || repo::block::stops_posting(c, &room, user.id)?
-                {
-                    return Err(DomainError::Forbidden);
-                }
-                let posted = repo::message::post(
-                    c,
-                    &keys,
-                    &repo::message::NewMessage {
-                        room_id: room.id,
-                        author_id: Some(user.id),
-                        kind: MessageKind::Text,
-                        body,
-                        client_id: Some(client_id),
-                    },
-                    max,
-                )?;
-                Ok((room, posted))
-            })
-            .await;
-        let (room, posted) = match stored {
+        let stored = self.store(&slug, body, client_id).await;
+        let (room_id, posted) = match stored {
             Ok(stored) => stored,
             Err(e) => {
                 self.core.hub.release(self.id, None);
                 return Err(e.into());
             }
         };
-        let message = wire_message(&room.slug, &posted.message);
+        // The slug named a room whose id the post was stored under: it is that room's slug.
+        let message = wire_message(&slug, &posted.message);
         let ack = ServerFrame::Ack {
             client_id: message.client_id.clone().unwrap_or_default(),
             id: message.id,
@@ -679,16 +676,86 @@ impl Connection {
         self.core.hub.release(self.id, Some(ack.to_text()));
         if posted.created {
             metrics::counter!("confab_ws_messages_total").increment(1);
-            self.publish(
-                Topic::Room(room.id),
-                Event::Message {
-                    room_id: room.id,
-                    message,
-                },
-            )
-            .await;
+            self.publish(Topic::Room(room_id), Event::Message { room_id, message })
+                .await;
         }
         Ok(())
+    }
+
+    /// Stores a `send` through the process's group-commit writer. The permission and
+    /// block checks run inside the message's transaction, after its room is locked: a
+    /// removal committed before the post is always seen, so a removed member cannot post.
+    /// The slug's id comes from the per-process cache; a stale entry (room deleted, slug
+    /// reused) is dropped and looked up once more.
+    async fn store(
+        &self,
+        slug: &str,
+        body: String,
+        client_id: String,
+    ) -> Result<(RoomId, repo::message::Posted), DomainError> {
+        for attempt in 0..2 {
+            let cached = self.cached_room_id(slug);
+            let room_id = match cached {
+                Some(id) => id,
+                None => {
+                    let owned = slug.to_owned();
+                    let room = self
+                        .core
+                        .db
+                        .run(move |c| {
+                            repo::room::find_by_slug(c, &owned)?.ok_or(DomainError::NotFound)
+                        })
+                        .await?;
+                    self.remember_room_id(slug, room.id);
+                    room.id
+                }
+            };
+            let user = self.identity.user.clone();
+            let guard: domain::writer::Guard = Box::new(move |c| {
+                let room = repo::room::find(c, room_id)?;
+                if !permissions::can(c, &user, Action::PostMessage, Some(&room))?
+                    || repo::block::stops_posting(c, &room, user.id)?
+                {
+                    return Err(DomainError::Forbidden);
+                }
+                Ok(())
+            });
+            let new = repo::message::NewMessage {
+                room_id,
+                author_id: Some(self.identity.user.id),
+                kind: MessageKind::Text,
+                body: body.clone(),
+                client_id: Some(client_id.clone()),
+            };
+            match self.core.writer.post_guarded(new, guard).await {
+                Err(DomainError::NotFound) if cached.is_some() && attempt == 0 => {
+                    self.forget_room_id(slug);
+                }
+                Err(e) => return Err(e),
+                Ok(posted) => return Ok((room_id, posted)),
+            }
+        }
+        Err(DomainError::NotFound)
+    }
+
+    fn cached_room_id(&self, slug: &str) -> Option<RoomId> {
+        self.core.room_ids.lock().ok()?.get(slug).copied()
+    }
+
+    fn remember_room_id(&self, slug: &str, id: RoomId) {
+        if let Ok(mut ids) = self.core.room_ids.lock() {
+            // Bounded: a flood of distinct slugs costs a lookup each, never memory.
+            if ids.len() >= 10_000 {
+                ids.clear();
+            }
+            ids.insert(slug.to_owned(), id);
+        }
+    }
+
+    fn forget_room_id(&self, slug: &str) {
+        if let Ok(mut ids) = self.core.room_ids.lock() {
+            ids.remove(slug);
+        }
     }
 
     /// Edits one's own text message; every socket following the room gets `edited`.

@@ -149,6 +149,8 @@ pub async fn run(hub: Arc<Hub>, db: Db, keys: MessageKeys) {
                 Err(RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "fan-out fell behind the bus; re-reading every room");
                     pumps.ring_all();
+                    let (hub, db) = (hub.clone(), pumps.db.clone());
+                    tokio::spawn(async move { crate::roster::resync(&hub, &db).await });
                 }
                 Err(RecvError::Closed) => return,
             },
@@ -157,6 +159,9 @@ pub async fn run(hub: Arc<Hub>, db: Db, keys: MessageKeys) {
                 if ok {
                     tracing::info!("bus reconnected; re-reading every room");
                     pumps.ring_all();
+                    // Presence events may have been lost too.
+                    let (hub, db) = (hub.clone(), pumps.db.clone());
+                    tokio::spawn(async move { crate::roster::resync(&hub, &db).await });
                 } else {
                     resyncs = None;
                 }
@@ -269,18 +274,15 @@ pub fn dispatch(hub: &Hub, env: &Envelope) {
             ),
             _ => {}
         },
+        // Coalesced: the roster's ticker sends the changes (crate::roster).
         (
             Topic::Presence,
             Event::Presence {
-                username, status, ..
+                user_id,
+                username,
+                status,
             },
-        ) => hub.deliver_all(
-            &ServerFrame::Presence {
-                user: username.clone(),
-                status: *status,
-            }
-            .to_text(),
-        ),
+        ) => hub.roster().record(*user_id, username, *status),
         (Topic::Presence, _) => {}
     }
 }

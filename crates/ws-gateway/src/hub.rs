@@ -17,7 +17,7 @@
 //!
 //! std `Mutex`, not tokio's: no critical section awaits.
 
-use crate::presence::Presence;
+use crate::{presence::Presence, roster::Roster};
 use bytestring::ByteString;
 use domain::{
     bus::{Event, PresenceStatus, SharedBus, Topic},
@@ -219,6 +219,7 @@ pub struct Hub {
     next_id: AtomicU64,
     bus: SharedBus,
     presence: Arc<Presence>,
+    roster: Arc<Roster>,
     limits: HubLimits,
     drained: Notify,
     doorbell: std::sync::OnceLock<Doorbell>,
@@ -279,6 +280,7 @@ impl Hub {
             next_id: AtomicU64::new(1),
             bus,
             presence,
+            roster: Arc::new(Roster::new()),
             catch_ups: Semaphore::new(limits.catchup_concurrency.max(1)),
             limits,
             drained: Notify::new(),
@@ -319,6 +321,16 @@ impl Hub {
         &self.bus
     }
 
+    /// The presence store this hub's sockets are counted in.
+    pub fn presence(&self) -> &Arc<Presence> {
+        &self.presence
+    }
+
+    /// Presence as this gateway's sockets see it (the `hello` snapshot, coalesced frames).
+    pub fn roster(&self) -> &Arc<Roster> {
+        &self.roster
+    }
+
     pub fn connections(&self) -> usize {
         self.lock().conns.len()
     }
@@ -342,6 +354,7 @@ impl Hub {
         user.conns.insert(id);
         let first_for_user = user.conns.len() == 1;
         self.presence.attach(id, info.user_id);
+        self.roster.learn(info.user_id, &info.username);
         inner.conns.insert(
             id,
             Conn {

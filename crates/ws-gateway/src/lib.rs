@@ -15,6 +15,7 @@ pub mod fanout;
 pub mod hub;
 pub mod presence;
 pub mod protocol;
+pub mod roster;
 mod routes;
 
 pub use routes::on_connect;
@@ -25,7 +26,9 @@ use domain::{
     bus::{SharedBus, Topic, memory::MemoryBus, redis::RedisBus},
     crypto::MessageKeys,
     db::Db,
+    ids::RoomId,
     settings::Settings,
+    writer::MessageWriter,
 };
 use hub::{CloseFrame, Hub, HubLimits, close};
 use presence::Presence;
@@ -193,6 +196,12 @@ pub struct Core {
     pub(crate) max_frame_bytes: usize,
     pub(crate) max_message_chars: usize,
     pub(crate) admission: admission::Admission,
+    /// Every `send` of this process goes through one group-commit writer.
+    pub(crate) writer: MessageWriter,
+    /// Room slug → id, for `send`: slugs never change, and the id is needed before the
+    /// post reaches the writer (the body is sealed for its room on the caller's side).
+    /// std Mutex: the critical section never awaits.
+    pub(crate) room_ids: std::sync::Mutex<std::collections::HashMap<String, RoomId>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -231,6 +240,8 @@ impl Gateway {
             .await
             .context("subscribing to presence")?;
         let admission = admission::Admission::new(&deps.config, settings);
+        let writer = MessageWriter::start(&deps.db, deps.keys.clone(), settings.max_message_chars)
+            .context("starting the message writer")?;
         let core = Arc::new(Core {
             hub: hub.clone(),
             db: deps.db,
@@ -243,7 +254,12 @@ impl Gateway {
             max_frame_bytes: settings.max_frame_bytes,
             max_message_chars: settings.max_message_chars,
             admission,
+            writer,
+            room_ids: std::sync::Mutex::default(),
         });
+        // Who is present already (other gateways' users), before events start to count.
+        roster::resync(&hub, &core.db).await;
+        tokio::spawn(roster::run(hub.roster().clone(), Arc::downgrade(&hub)));
         tokio::spawn(fanout::run(hub, core.db.clone(), core.keys.clone()));
         if let Some(every) = core.presence.heartbeat_interval() {
             tokio::spawn(heartbeat(Arc::downgrade(&core), every));
@@ -311,14 +327,18 @@ async fn heartbeat(core: std::sync::Weak<Core>, every: Duration) {
         match core.presence.heartbeat().await {
             Ok(changes) => {
                 for (user, status) in changes {
-                    let found = core
-                        .db
-                        .run(move |c| domain::repo::user::find(c, user))
-                        .await;
-                    if let Ok(u) = found {
+                    let username = match core.hub.roster().username(user) {
+                        Some(name) => Ok(name),
+                        None => core
+                            .db
+                            .run(move |c| domain::repo::user::find(c, user))
+                            .await
+                            .map(|u| u.username),
+                    };
+                    if let Ok(username) = username {
                         let info = hub::ConnInfo {
-                            user_id: u.id,
-                            username: u.username,
+                            user_id: user,
+                            username,
                             session_id: domain::ids::SessionId(0),
                         };
                         core.hub.publish_presence(&info, status).await;

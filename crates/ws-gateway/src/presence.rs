@@ -31,14 +31,39 @@ use crate::hub::ConnId;
 use domain::{bus::PresenceStatus, bus::redis::RedisBus, ids::UserId};
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
+
+/// Coalesced snapshot reads: how many have started, the last one finished (its number and
+/// result), and whose turn it is to read.
+struct SharedReads {
+    started: AtomicU64,
+    done: tokio::sync::watch::Sender<(u64, SnapshotResult)>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+type SnapshotResult = Arc<Result<Vec<(UserId, PresenceStatus)>, String>>;
+
+impl Default for SharedReads {
+    fn default() -> Self {
+        SharedReads {
+            started: AtomicU64::new(0),
+            done: tokio::sync::watch::Sender::new((0, Arc::new(Ok(Vec::new())))),
+            turn: tokio::sync::Mutex::new(()),
+        }
+    }
+}
 
 /// The presence of this gateway's sockets, and the store that combines gateways.
 pub struct Presence {
     /// user → (socket → away). std `Mutex`: the critical sections never await.
     local: Mutex<HashMap<UserId, HashMap<ConnId, bool>>>,
+    /// Snapshot reads shared by the sockets that ask at once (see [`Presence::fresh_snapshot`]).
+    reads: SharedReads,
     /// Per-user ordering of store updates and announcements (sharded by user id). tokio's
     /// `Mutex`, because it is held across the Redis call and the bus publication.
     order: Vec<tokio::sync::Mutex<()>>,
@@ -143,6 +168,7 @@ impl Presence {
     fn with_store(store: Store) -> Presence {
         Presence {
             local: Mutex::new(HashMap::new()),
+            reads: SharedReads::default(),
             order: (0..ORDER_SHARDS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -273,6 +299,38 @@ impl Presence {
                 Ok(all)
             }
             Store::Redis(r) => r.snapshot().await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Whether the store spans gateways (Redis): then only it knows the whole truth.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.store, Store::Redis(_))
+    }
+
+    /// A snapshot read that *started after* this call: it shows every change completed
+    /// before the call, like [`Presence::snapshot`], but sockets asking at once share
+    /// reads: while one read runs, every caller that arrives waits for the next, so a
+    /// reconnect storm of N sockets costs a few store reads, not N.
+    pub async fn fresh_snapshot(&self) -> SnapshotResult {
+        let reads = &self.reads;
+        let ticket = reads.started.load(Ordering::SeqCst);
+        let mut done = reads.done.subscribe();
+        loop {
+            {
+                let last = done.borrow_and_update();
+                if last.0 > ticket {
+                    return last.1.clone();
+                }
+            }
+            if let Ok(_turn) = reads.turn.try_lock() {
+                // Numbered before it starts: a later number means a later start.
+                let number = reads.started.fetch_add(1, Ordering::SeqCst) + 1;
+                let result = Arc::new(self.snapshot().await);
+                reads.done.send_replace((number, result.clone()));
+                return result;
+            }
+            // A reader whose task was dropped mid-read never reports: look again soon.
+            let _ = tokio::time::timeout(Duration::from_millis(50), done.changed()).await;
         }
     }
 
@@ -568,6 +626,26 @@ mod tests {
             async {}
         })
         .await;
+    }
+
+    #[tokio::test]
+    async fn a_shared_snapshot_shows_every_change_made_before_the_call() {
+        let p = Arc::new(Presence::local());
+        let mut readers = Vec::new();
+        for i in 0..20 {
+            p.attach(i, UserId(i as i64));
+            let p = p.clone();
+            readers.push(tokio::spawn(async move {
+                let seen = p.fresh_snapshot().await;
+                (i, seen.as_ref().clone().expect("snapshot"))
+            }));
+        }
+        for r in readers {
+            let (i, seen) = r.await.expect("reader");
+            for j in 0..=i {
+                assert!(seen.contains(&(UserId(j as i64), PresenceStatus::Online)));
+            }
+        }
     }
 
     #[tokio::test]

@@ -180,9 +180,21 @@ pub enum ServerFrame {
         room: String,
         user: WireUser,
     },
+    /// One user's status changed.
     Presence {
         user: String,
         status: PresenceStatus,
+    },
+    /// Several users' status changed within one presence tick (see `roster`): each user
+    /// once, in the list of their latest status.
+    #[serde(rename = "presence")]
+    PresenceBatch {
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        online: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        away: Vec<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        offline: Vec<String>,
     },
     Membership {
         room: String,

@@ -5,7 +5,7 @@
 //! a reader that has seen id N never later finds a smaller id appear in that room.
 
 use crate::{
-    crypto::MessageKeys,
+    crypto::{MessageKeys, Sealed},
     db::{
         DbConn,
         schema::{messages, users},
@@ -100,6 +100,32 @@ pub struct Posted {
     pub created: bool,
 }
 
+impl Posted {
+    /// A message this call has just stored as row `id`, built from what was written
+    /// rather than read back.
+    pub fn fresh(
+        new: &NewMessage,
+        id: MessageId,
+        author: Option<Author>,
+        now: Timestamp,
+    ) -> Posted {
+        Posted {
+            message: Message {
+                id,
+                room_id: new.room_id,
+                author,
+                kind: new.kind,
+                body: Body::Text(new.body.clone()),
+                client_id: new.client_id.clone(),
+                created_at: now,
+                edited_at: None,
+                deleted_at: None,
+            },
+            created: true,
+        }
+    }
+}
+
 fn check_new(new: &NewMessage, max_chars: usize) -> Result<()> {
     if new.kind == MessageKind::Text && new.body.trim().is_empty() {
         return Err(DomainError::invalid("body", "must not be empty"));
@@ -128,59 +154,115 @@ pub fn post(
     new: &NewMessage,
     max_chars: usize,
 ) -> Result<Posted> {
-    check_new(new, max_chars)?;
-    let sealed = keys
-        .seal(new.body.as_bytes(), &aad(new.room_id.0))
-        .map_err(|e| DomainError::Crypto(e.to_string()))?;
+    let sealed = prepare(keys, new, max_chars)?;
     write_tx(conn, |conn| {
         lock_room(conn, new.room_id)?;
-        if let (Some(author), Some(cid)) = (new.author_id, &new.client_id)
-            && let Some(existing) = find_by_client_id(conn, keys, author, cid)?
-        {
-            if existing.room_id != new.room_id {
-                return Err(DomainError::Conflict(
-                    "client_id already used in another room".into(),
-                ));
-            }
-            return Ok(Posted {
-                message: existing,
-                created: false,
-            });
+        if let Some(existing) = existing_post(conn, keys, new)? {
+            return already_posted(new, existing);
         }
-        let now = Timestamp::now();
-        let values = (
-            messages::room_id.eq(new.room_id.0),
-            messages::author_id.eq(new.author_id.map(|a| a.0)),
-            messages::kind.eq(new.kind.as_str()),
-            messages::key_id.eq(&sealed.key_id),
-            messages::body.eq(&sealed.bytes),
-            messages::client_id.eq(new.client_id.as_deref()),
-            messages::created_at.eq(now.0),
-        );
-        let id: i64 = per_backend!(conn, c => diesel::insert_into(messages::table)
-            .values(values)
-            .returning(messages::id)
-            .get_result(c))?;
-        if new.kind == MessageKind::Text {
-            crate::repo::mention::record(
-                conn,
-                MessageId(id),
-                new.room_id,
-                new.author_id,
-                &new.body,
-            )?;
+        match insert_sealed(conn, new, &sealed, &mut |c, id| author_of(c, id))? {
+            Some(posted) => Ok(posted),
+            // Stored meanwhile by another room's transaction (PostgreSQL locks per room).
+            None => already_posted(
+                new,
+                existing_post(conn, keys, new)?.ok_or(DomainError::NotFound)?,
+            ),
         }
-        let message = find(conn, keys, MessageId(id))?;
-        Ok(Posted {
-            message,
-            created: true,
-        })
     })
+}
+
+/// The message stored earlier under this post's `(author, client_id)`, if any.
+pub(crate) fn existing_post(
+    conn: &mut DbConn,
+    keys: &MessageKeys,
+    new: &NewMessage,
+) -> Result<Option<Message>> {
+    match (new.author_id, &new.client_id) {
+        (Some(author), Some(cid)) => find_by_client_id(conn, keys, author, cid),
+        _ => Ok(None),
+    }
+}
+
+/// The answer to a post whose `(author, client_id)` is already stored as `existing`.
+pub(crate) fn already_posted(new: &NewMessage, existing: Message) -> Result<Posted> {
+    if existing.room_id != new.room_id {
+        return Err(DomainError::Conflict(
+            "client_id already used in another room".into(),
+        ));
+    }
+    Ok(Posted {
+        message: existing,
+        created: false,
+    })
+}
+
+/// Validates a new message and seals its body for its room: the CPU part of a post,
+/// which needs no connection (the group-commit writer runs it on the caller's side).
+pub fn prepare(keys: &MessageKeys, new: &NewMessage, max_chars: usize) -> Result<Sealed> {
+    check_new(new, max_chars)?;
+    keys.seal(new.body.as_bytes(), &aad(new.room_id.0))
+        .map_err(|e| DomainError::Crypto(e.to_string()))
+}
+
+/// The author columns of a stored message, for building it without reading it back.
+pub(crate) fn author_of(conn: &mut DbConn, id: UserId) -> Result<Option<Author>> {
+    let row: Option<(String, String)> = users::table
+        .find(id.0)
+        .select((users::username, users::display_name))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(username, display_name)| Author {
+        id,
+        username,
+        display_name,
+    }))
+}
+
+/// The write half of [`post`], inside a write transaction that already holds the room's
+/// lock ([`lock_room`]): the insert and the mentions. `None` when the `(author,
+/// client_id)` is already stored (nothing written). The stored message is built from what
+/// was written, not read back; `author` finds the author's names (the writer caches them
+/// per batch).
+pub(crate) fn insert_sealed(
+    conn: &mut DbConn,
+    new: &NewMessage,
+    sealed: &Sealed,
+    author: &mut dyn FnMut(&mut DbConn, UserId) -> Result<Option<Author>>,
+) -> Result<Option<Posted>> {
+    let now = Timestamp::now();
+    let values = (
+        messages::room_id.eq(new.room_id.0),
+        messages::author_id.eq(new.author_id.map(|a| a.0)),
+        messages::kind.eq(new.kind.as_str()),
+        messages::key_id.eq(&sealed.key_id),
+        messages::body.eq(&sealed.bytes),
+        messages::client_id.eq(new.client_id.as_deref()),
+        messages::created_at.eq(now.0),
+    );
+    // The unique `(author_id, client_id)` index answers "posted before?" in the insert
+    // itself: no row back means that post is already stored.
+    let id: Option<i64> = per_backend!(conn, c => diesel::insert_into(messages::table)
+        .values(values)
+        .on_conflict_do_nothing()
+        .returning(messages::id)
+        .get_result(c)
+        .optional())?;
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    if new.kind == MessageKind::Text {
+        crate::repo::mention::record(conn, MessageId(id), new.room_id, new.author_id, &new.body)?;
+    }
+    let author = match new.author_id {
+        Some(a) => author(conn, a)?,
+        None => None,
+    };
+    Ok(Some(Posted::fresh(new, MessageId(id), author, now)))
 }
 
 /// Takes the room's write lock for the rest of the transaction. SQLite already holds the
 /// database write lock (`BEGIN IMMEDIATE`); PostgreSQL locks the room row.
-fn lock_room(conn: &mut DbConn, room: RoomId) -> Result<()> {
+pub(crate) fn lock_room(conn: &mut DbConn, room: RoomId) -> Result<()> {
     match conn {
         DbConn::Sqlite(_) => {
             // Still check the room exists, so both backends answer the same.

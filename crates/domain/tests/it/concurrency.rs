@@ -86,7 +86,7 @@ both! {
     }
 }
 
-fn read_all(
+pub fn read_all(
     c: &mut domain::db::DbConn,
     k: &domain::crypto::MessageKeys,
     room: RoomId,
@@ -105,7 +105,7 @@ fn read_all(
 }
 
 /// Polls "messages after the last id I saw" while writers run, like a reconnecting client.
-async fn follow(
+pub async fn follow(
     db: domain::db::Db,
     k: domain::crypto::MessageKeys,
     room: RoomId,

@@ -10,6 +10,7 @@ mod props;
 mod rooms;
 mod sessions;
 mod users;
+mod writer;
 
 use domain::{crypto::MessageKeys, testing::TestDb};
 

@@ -464,6 +464,25 @@ impl Ws {
     }
 }
 
+/// The status a `presence` frame gives `user`, in either form: one change (`user`,
+/// `status`) or several (names listed under `online`, `away`, `offline`).
+pub fn presence_in(f: &Value, user: &str) -> Option<String> {
+    if f["type"] != "presence" {
+        return None;
+    }
+    if f["user"] == user {
+        return f["status"].as_str().map(str::to_owned);
+    }
+    ["online", "away", "offline"]
+        .into_iter()
+        .find(|status| {
+            f[*status]
+                .as_array()
+                .is_some_and(|names| names.iter().any(|n| n == user))
+        })
+        .map(str::to_owned)
+}
+
 pub fn ids(messages: &Value) -> Vec<i64> {
     messages
         .as_array()

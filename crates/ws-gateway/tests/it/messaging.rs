@@ -269,8 +269,8 @@ async fn presence_spans_gateways_and_outlives_no_dead_gateway() {
     async fn presence_of(ws: &mut Ws, user: &str) -> String {
         loop {
             let f = ws.next_any().await;
-            if f["type"] == "presence" && f["user"] == user {
-                return f["status"].as_str().expect("status").to_owned();
+            if let Some(status) = presence_in(&f, user) {
+                return status;
             }
         }
     }

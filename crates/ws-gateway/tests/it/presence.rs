@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 async fn next_presence_of(ws: &mut Ws, user: &str) -> String {
     loop {
         let f = ws.next_any().await;
-        if f["type"] == "presence" && f["user"] == user {
-            return f["status"].as_str().expect("status").to_owned();
+        if let Some(status) = presence_in(&f, user) {
+            return status;
         }
     }
 }
@@ -201,5 +201,68 @@ async fn a_dead_gateways_active_socket_expires_into_away() {
     assert_eq!(snapshot_of(g.port, &bob, "ann").await, "away");
     drop(a);
     assert_eq!(next_presence_of(&mut bob_ws, "ann").await, "offline");
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_crowd_arriving_together_is_announced_in_a_few_frames_carrying_everyone() {
+    let _serial = REDIS_KILL.read().await;
+    let w = World::new(default_backend());
+    let g = w
+        .gateway(ws_gateway::GatewayConfig {
+            max_sockets_per_address: 1000,
+            ..fast_config()
+        })
+        .await;
+    let watcher = w.person("watcher").await;
+    let mut crowd = Vec::new();
+    for i in 0..100 {
+        crowd.push(w.person(&format!("crowd{i}")).await);
+    }
+    let mut watch_ws = Ws::connect(g.port, &watcher).await;
+    // Everyone at once, as after a gateway restart.
+    let sockets =
+        futures_util::future::join_all(crowd.iter().map(|p| Ws::connect(g.port, p))).await;
+
+    // Every arrival is announced, in far fewer frames than arrivals.
+    let mut pending: std::collections::HashSet<String> =
+        crowd.iter().map(|p| p.user.username.clone()).collect();
+    let mut frames = 0;
+    while !pending.is_empty() {
+        let f = watch_ws.next_any().await;
+        if f["type"] != "presence" {
+            continue;
+        }
+        frames += 1;
+        pending.retain(|name| presence_in(&f, name).is_none_or(|s| s != "online"));
+    }
+    assert!(frames < 50, "{frames} presence frames for 100 arrivals");
+
+    // A socket opened now has them all in `hello`, itself included.
+    let (_late, hello) = Ws::connect_hello(g.port, &watcher).await;
+    let online = names(&hello, "online");
+    assert!(online.contains(&"watcher".to_owned()), "{online:?}");
+    for p in &crowd {
+        assert!(
+            online.contains(&p.user.username),
+            "{} in {online:?}",
+            p.user.username
+        );
+    }
+
+    // And everyone leaving together: every departure, few frames.
+    drop(sockets);
+    let mut pending: std::collections::HashSet<String> =
+        crowd.iter().map(|p| p.user.username.clone()).collect();
+    let mut frames = 0;
+    while !pending.is_empty() {
+        let f = watch_ws.next_any().await;
+        if f["type"] != "presence" {
+            continue;
+        }
+        frames += 1;
+        pending.retain(|name| presence_in(&f, name).is_none_or(|s| s != "offline"));
+    }
+    assert!(frames < 50, "{frames} presence frames for 100 departures");
     g.stop().await;
 }

@@ -1,0 +1,487 @@
+//! The group-commit message writer: many posts, one transaction.
+//!
+//! Callers [`post`](MessageWriter::post) a message and await their own answer. One
+//! dedicated thread, holding one pooled connection for its life, takes whatever is
+//! queued (up to [`BATCH_CAP`]; it never waits on purpose: when one post is queued, a
+//! batch of one is written at once), writes the batch in **one** transaction, commits,
+//! and answers every caller with its own result. Per batch: one statement locks (and
+//! checks) its rooms, one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` stores its
+//! messages (the unique `(author, client_id)` index finds repeated posts: a repeat costs a
+//! lookup only when it is one); per message: its guard's reads, and its mentions if it
+//! names anyone.
+//!
+//! Guarantees, the same as [`repo::message::post`]:
+//! - A message that fails (validation, its guard, a missing room, a constraint) fails
+//!   alone. Refusals decided before a message writes anything are answered directly; any
+//!   failed statement makes the writer roll the batch back and write it again with a
+//!   savepoint per message (diesel's nested transactions), so only that message's
+//!   savepoint is rolled back and the rest of the batch is committed.
+//! - Idempotent by `(author, client_id)`, also within one batch: the second post sees the
+//!   first's row and both callers get the same id (`created` only for the first).
+//! - Per room, id order is commit order: every room of the batch is locked (PostgreSQL:
+//!   `FOR UPDATE`, in id order, so two writers never deadlock; SQLite: `BEGIN IMMEDIATE`
+//!   is the single writer lock) before the first insert and held until the commit.
+//! - A guard (e.g. "may this user post here") runs inside the message's transaction, after
+//!   the room lock, so it reads everything committed before the message: a member removed
+//!   by a committed transaction cannot post afterwards.
+//! - An answer means committed: callers are answered only after the commit returned. If
+//!   the commit itself fails, every caller of the batch gets the error.
+//!
+//! Validation and encryption run on the caller's side ([`repo::message::prepare`]), so
+//! the writer thread does only database I/O.
+
+use crate::{
+    DomainError, Result,
+    crypto::{MessageKeys, Sealed},
+    db::{Db, DbConn, PooledConn, write_tx},
+    ids::UserId,
+    model::Author,
+    repo::{
+        self,
+        message::{NewMessage, Posted},
+    },
+};
+use diesel::Connection as _;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most messages in one transaction. Large enough to amortise the commit (an fsync on
+/// SQLite's WAL, a round trip on PostgreSQL), small enough that one batch holds the
+/// write lock for milliseconds.
+pub const BATCH_CAP: usize = 256;
+/// Posts queued before callers wait for room: back-pressure instead of unbounded memory.
+const QUEUE: usize = 8 * BATCH_CAP;
+
+/// A check run inside the message's transaction, after its room is locked and before the
+/// insert. Returning an error refuses that message only. It may run twice (when its batch
+/// is written again with savepoints), so it must only read.
+pub type Guard = Box<dyn Fn(&mut DbConn) -> Result<()> + Send>;
+
+struct Job {
+    new: NewMessage,
+    sealed: Sealed,
+    guard: Option<Guard>,
+    reply: oneshot::Sender<Result<Posted>>,
+}
+
+/// Handle to the writer thread. Cheap to clone; the thread ends (returning its
+/// connection) when the last handle is dropped and the queue is drained.
+#[derive(Clone)]
+pub struct MessageWriter {
+    tx: mpsc::Sender<Job>,
+    keys: MessageKeys,
+    max_chars: usize,
+    batches: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for MessageWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageWriter")
+            .field("queued", &(QUEUE - self.tx.capacity()))
+            .field("batches", &self.batches())
+            .finish()
+    }
+}
+
+impl MessageWriter {
+    /// Starts the writer thread. It takes its connection from `db`'s pool on its first
+    /// batch and keeps it (a broken one is returned and replaced).
+    pub fn start(db: &Db, keys: MessageKeys, max_chars: usize) -> Result<MessageWriter> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let db = db.clone();
+        let thread_keys = keys.clone();
+        let batches = Arc::new(AtomicU64::new(0));
+        let counter = batches.clone();
+        std::thread::Builder::new()
+            .name("confab-msg-writer".into())
+            .spawn(move || writer_loop(db, thread_keys, rx, counter))
+            .map_err(|e| DomainError::Internal(format!("cannot start the message writer: {e}")))?;
+        Ok(MessageWriter {
+            tx,
+            keys,
+            max_chars,
+            batches,
+        })
+    }
+
+    /// Transactions written so far (each holds one or more posts).
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Posts one message; resolves once it is committed (or refused).
+    pub async fn post(&self, new: NewMessage) -> Result<Posted> {
+        self.submit(new, None).await
+    }
+
+    /// Posts one message if `guard` passes inside the message's transaction.
+    pub async fn post_guarded(&self, new: NewMessage, guard: Guard) -> Result<Posted> {
+        self.submit(new, Some(guard)).await
+    }
+
+    async fn submit(&self, new: NewMessage, guard: Option<Guard>) -> Result<Posted> {
+        // Validation and encryption here, on the caller's task: the writer does I/O only.
+        let sealed = repo::message::prepare(&self.keys, &new, self.max_chars)?;
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job {
+                new,
+                sealed,
+                guard,
+                reply,
+            })
+            .await
+            .map_err(|_| DomainError::Unavailable("the message writer has stopped".into()))?;
+        answer.await.map_err(|_| {
+            DomainError::Internal("the message writer dropped a post unanswered".into())
+        })?
+    }
+}
+
+fn writer_loop(db: Db, keys: MessageKeys, mut rx: mpsc::Receiver<Job>, batches: Arc<AtomicU64>) {
+    let mut conn: Option<PooledConn> = None;
+    let mut batch: Vec<Job> = Vec::with_capacity(BATCH_CAP);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < BATCH_CAP {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut c = match conn.take() {
+            Some(c) => c,
+            None => match db.get() {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "message writer has no connection");
+                    for job in batch.drain(..) {
+                        let _ = job.reply.send(Err(DomainError::Unavailable(e.to_string())));
+                    }
+                    continue;
+                }
+            },
+        };
+        let size = batch.len();
+        batches.fetch_add(1, Ordering::Relaxed);
+        // A panicking guard must not stop every later post of the process: the batch's
+        // callers get an error (their reply senders are dropped), its transaction is
+        // rolled back, and the writer goes on.
+        let healthy = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            write_batch(&mut c, &keys, &mut batch)
+        }));
+        metrics::histogram!("confab_message_batch_size").record(size as f64);
+        match healthy {
+            Ok(true) => conn = Some(c),
+            // After a failed BEGIN or COMMIT the connection may be broken: give it back
+            // (the pool checks it) and take a fresh one for the next batch.
+            Ok(false) => drop(c),
+            Err(_) => {
+                tracing::error!(size, "message batch panicked");
+                batch.clear();
+                // The unwinding skipped the rollback: undo the open transaction before the
+                // connection goes back to the pool. If even that fails, the connection
+                // (and its pool slot) is given up rather than handed out mid-transaction.
+                if !roll_back_all(&mut c) {
+                    tracing::error!("message writer gave up a connection stuck in a transaction");
+                    std::mem::forget(c);
+                }
+            }
+        }
+    }
+}
+
+/// Rolls back every open transaction level; false if that failed.
+fn roll_back_all(conn: &mut DbConn) -> bool {
+    use diesel::connection::TransactionManager;
+    type Tm = <DbConn as diesel::Connection>::TransactionManager;
+    loop {
+        match Tm::transaction_manager_status_mut(conn).transaction_depth() {
+            Ok(None) => return true,
+            Ok(Some(_)) => {
+                if Tm::rollback_transaction(conn).is_err() {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Writes one batch and answers its callers. Returns false when the transaction as a
+/// whole failed.
+///
+/// First pass ([`bulk_pass`]): no savepoints, one insert for the batch. Refusals our own
+/// code decides before a message writes anything (no such room, a guard's "forbidden",
+/// invalid input) need no rollback and are answered as they are. Any other error (a
+/// statement failed: PostgreSQL has aborted the transaction, or a message may be half
+/// written) rolls the whole pass back, and the batch is written again one message at a
+/// time with a savepoint each, so the bad message fails alone. Both passes give the same
+/// answers.
+fn write_batch(conn: &mut DbConn, keys: &MessageKeys, batch: &mut Vec<Job>) -> bool {
+    let mut outcome = write_pass(conn, keys, batch, false);
+    if let Err(Pass::Unclean) = outcome {
+        metrics::counter!("confab_message_batch_retries_total").increment(1);
+        outcome = write_pass(conn, keys, batch, true);
+    }
+    match outcome {
+        Ok(results) => {
+            for (job, result) in batch.drain(..).zip(results) {
+                // A caller that went away still had its message stored; nothing to tell.
+                let _ = job.reply.send(result);
+            }
+            true
+        }
+        Err(e) => {
+            let why = match e {
+                Pass::Unclean => "a message failed and could not be isolated".to_owned(),
+                Pass::Failed(e) => e.to_string(),
+            };
+            tracing::error!(error = %why, size = batch.len(), "message batch failed");
+            for job in batch.drain(..) {
+                let _ = job.reply.send(Err(DomainError::Unavailable(why.clone())));
+            }
+            false
+        }
+    }
+}
+
+/// Why a pass did not commit.
+enum Pass {
+    /// Without savepoints, a message failed in a way that needs a rollback.
+    Unclean,
+    /// The transaction itself failed (BEGIN, a lock, the prefetch, COMMIT).
+    Failed(DomainError),
+}
+
+/// A refusal decided before the message wrote anything, with no failed statement.
+fn clean(e: &DomainError) -> bool {
+    matches!(
+        e,
+        DomainError::NotFound | DomainError::Forbidden | DomainError::Invalid { .. }
+    )
+}
+
+fn write_pass(
+    conn: &mut DbConn,
+    keys: &MessageKeys,
+    batch: &[Job],
+    savepoints: bool,
+) -> Result<Vec<Result<Posted>>, Pass> {
+    let mut unclean = false;
+    let committed = write_tx(conn, |conn| {
+        let rooms = lock_rooms(conn, batch)?;
+        let mut authors: HashMap<UserId, Option<Author>> = HashMap::new();
+        if !savepoints {
+            return bulk_pass(conn, keys, batch, &rooms, &mut authors).map_err(|Unclean| {
+                unclean = true;
+                DomainError::Internal("retry with savepoints".into())
+            });
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        for job in batch {
+            let one = if savepoints {
+                conn.transaction(|c| write_one(c, keys, job, &rooms, &mut authors))
+            } else {
+                write_one(conn, keys, job, &rooms, &mut authors)
+            };
+            match &one {
+                Err(e) if !savepoints && !clean(e) => {
+                    unclean = true;
+                    return Err(DomainError::Internal("retry with savepoints".into()));
+                }
+                _ => {}
+            }
+            results.push(one);
+        }
+        Ok(results)
+    });
+    match committed {
+        Ok(results) => Ok(results),
+        Err(_) if unclean => Err(Pass::Unclean),
+        Err(e) => Err(Pass::Failed(e)),
+    }
+}
+
+/// The bulk pass hit a failed statement: write the batch again with savepoints.
+struct Unclean;
+
+impl From<DomainError> for Unclean {
+    fn from(_: DomainError) -> Self {
+        Unclean
+    }
+}
+
+/// The first pass: the batch's checks (room, guard) run first, then its messages go in
+/// as **one** multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` (on PostgreSQL every
+/// statement is a round trip; on SQLite it saves the per-statement work). A post whose
+/// `(author, client_id)` is already stored (before the batch, or by an earlier post of
+/// the batch, which comes first in the `VALUES`) gets no row back and is answered with the
+/// stored message. Posts without a `client_id` are inserted one by one. Any failed
+/// statement makes the caller write the batch again with a savepoint per message.
+fn bulk_pass(
+    conn: &mut DbConn,
+    keys: &MessageKeys,
+    batch: &[Job],
+    rooms: &HashSet<i64>,
+    authors: &mut HashMap<UserId, Option<Author>>,
+) -> Result<Vec<Result<Posted>>, Unclean> {
+    use crate::{db::schema::messages, ids::MessageId, time::Timestamp};
+    use diesel::prelude::*;
+    let mut results: Vec<Option<Result<Posted>>> = Vec::with_capacity(batch.len());
+    for job in batch {
+        if !rooms.contains(&job.new.room_id.0) {
+            results.push(Some(Err(DomainError::NotFound)));
+            continue;
+        }
+        match job.guard.as_ref().map(|g| g(conn)).transpose() {
+            Ok(_) => results.push(None),
+            Err(e) if clean(&e) => results.push(Some(Err(e))),
+            Err(_) => return Err(Unclean),
+        }
+    }
+    let now = Timestamp::now();
+    let keyed: Vec<usize> = (0..batch.len())
+        .filter(|&i| results[i].is_none())
+        .filter(|&i| batch[i].new.author_id.is_some() && batch[i].new.client_id.is_some())
+        .collect();
+    let mut ids: HashMap<(i64, String), i64> = HashMap::new();
+    if !keyed.is_empty() {
+        let values: Vec<_> = keyed
+            .iter()
+            .map(|&i| {
+                let (new, sealed) = (&batch[i].new, &batch[i].sealed);
+                (
+                    messages::room_id.eq(new.room_id.0),
+                    messages::author_id.eq(new.author_id.map(|a| a.0)),
+                    messages::kind.eq(new.kind.as_str()),
+                    messages::key_id.eq(&sealed.key_id),
+                    messages::body.eq(&sealed.bytes),
+                    messages::client_id.eq(new.client_id.as_deref()),
+                    messages::created_at.eq(now.0),
+                )
+            })
+            .collect();
+        let DbConn::Postgres(pg) = conn else {
+            return Err(Unclean);
+        };
+        let rows: Vec<(i64, Option<i64>, Option<String>)> = diesel::insert_into(messages::table)
+            .values(values)
+            .on_conflict_do_nothing()
+            .returning((messages::id, messages::author_id, messages::client_id))
+            .get_results(pg)
+            .map_err(|_| Unclean)?;
+        for (id, author, cid) in rows {
+            if let (Some(a), Some(c)) = (author, cid) {
+                ids.insert((a, c), id);
+            }
+        }
+    }
+    let mut created: HashSet<i64> = HashSet::new();
+    for (i, job) in batch.iter().enumerate() {
+        if results[i].is_some() {
+            continue;
+        }
+        let new = &job.new;
+        let one = match (new.author_id, new.client_id.as_deref()) {
+            (Some(a), Some(cid)) => match ids.get(&(a.0, cid.to_owned())) {
+                // The first post of the batch with this key is the one that was inserted.
+                Some(&id) if created.insert(id) => {
+                    if new.kind == crate::model::MessageKind::Text {
+                        repo::mention::record(
+                            conn,
+                            MessageId(id),
+                            new.room_id,
+                            Some(a),
+                            &new.body,
+                        )?;
+                    }
+                    let author = match authors.get(&a) {
+                        Some(x) => x.clone(),
+                        None => {
+                            let x = repo::message::author_of(conn, a)?;
+                            authors.insert(a, x.clone());
+                            x
+                        }
+                    };
+                    Ok(Posted::fresh(new, MessageId(id), author, now))
+                }
+                _ => match repo::message::existing_post(conn, keys, new)? {
+                    Some(existing) => repo::message::already_posted(new, existing),
+                    None => return Err(Unclean),
+                },
+            },
+            _ => match write_one(conn, keys, job, rooms, authors) {
+                Err(e) if !clean(&e) => return Err(Unclean),
+                one => one,
+            },
+        };
+        results[i] = Some(one);
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(DomainError::Internal("unanswered post".into()))))
+        .collect())
+}
+
+/// One message of a batch: its room exists (and is locked), its guard passes — then the
+/// insert (which finds a `client_id` already stored, also earlier in this batch, through
+/// the unique index) and its mentions.
+fn write_one(
+    conn: &mut DbConn,
+    keys: &MessageKeys,
+    job: &Job,
+    rooms: &HashSet<i64>,
+    authors: &mut HashMap<UserId, Option<Author>>,
+) -> Result<Posted> {
+    if !rooms.contains(&job.new.room_id.0) {
+        return Err(DomainError::NotFound);
+    }
+    if let Some(guard) = &job.guard {
+        guard(conn)?;
+    }
+    let inserted = repo::message::insert_sealed(conn, &job.new, &job.sealed, &mut |c, id| {
+        if let Some(a) = authors.get(&id) {
+            return Ok(a.clone());
+        }
+        let a = repo::message::author_of(c, id)?;
+        authors.insert(id, a.clone());
+        Ok(a)
+    })?;
+    match inserted {
+        Some(posted) => Ok(posted),
+        None => {
+            let existing =
+                repo::message::existing_post(conn, keys, &job.new)?.ok_or(DomainError::NotFound)?;
+            repo::message::already_posted(&job.new, existing)
+        }
+    }
+}
+
+/// Takes the write lock of every room in the batch and returns those that exist.
+/// PostgreSQL: one `SELECT … FOR UPDATE` in id order (every writer locks in the same
+/// order, so batches of different processes cannot deadlock; a single post locks one
+/// room only). SQLite: the transaction already holds the database's write lock. Either
+/// way no room of the batch can be deleted before the commit.
+fn lock_rooms(conn: &mut DbConn, batch: &[Job]) -> Result<HashSet<i64>> {
+    use crate::db::schema::rooms;
+    use diesel::prelude::*;
+    let mut ids: Vec<i64> = batch.iter().map(|j| j.new.room_id.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let query = rooms::table
+        .filter(rooms::id.eq_any(&ids))
+        .select(rooms::id)
+        .order(rooms::id.asc());
+    let found: Vec<i64> = match conn {
+        DbConn::Postgres(c) => query.for_update().load(c)?,
+        DbConn::Sqlite(_) => query.load(conn)?,
+    };
+    Ok(found.into_iter().collect())
+}

@@ -1,0 +1,253 @@
+//! The group-commit writer: every guarantee of `repo::message::post`, many posts per
+//! transaction.
+
+use crate::{
+    both,
+    concurrency::{follow, read_all},
+    keys, run, user,
+};
+use domain::{
+    DomainError,
+    ids::{MessageId, RoomId},
+    model::{Body, MessageKind, RoomKind, RoomRole},
+    repo::{self, message::NewMessage},
+    testing::TestDb,
+    writer::MessageWriter,
+};
+use futures_util::future::join_all;
+use std::collections::HashSet;
+
+const MAX: usize = 4000;
+const TASKS: usize = 16;
+const PER_TASK: usize = 250;
+
+fn text(room: RoomId, author: &domain::model::User, body: &str, cid: &str) -> NewMessage {
+    NewMessage {
+        room_id: room,
+        author_id: Some(author.id),
+        kind: MessageKind::Text,
+        body: body.into(),
+        client_id: Some(cid.into()),
+    }
+}
+
+/// A guard that lets the post through.
+fn pass() -> domain::writer::Guard {
+    Box::new(|_| Ok(()))
+}
+
+fn two_rooms(db: &TestDb) -> (RoomId, RoomId) {
+    let mut c = db.db.get().unwrap();
+    let a = repo::room::ensure_general(&mut c).unwrap().id;
+    let b = repo::room::create(
+        &mut c,
+        &repo::room::NewRoom {
+            slug: "second".into(),
+            name: String::new(),
+            topic: String::new(),
+            kind: RoomKind::Public,
+            created_by: None,
+        },
+    )
+    .unwrap()
+    .id;
+    (a, b)
+}
+
+both! {
+    fn concurrent_posts_are_stored_once_in_commit_order(db: &TestDb) {
+        let k = keys();
+        let authors: Vec<_> = (0..TASKS).map(|t| user(db, &format!("w{t}"))).collect();
+        let (room_a, room_b) = two_rooms(db);
+        {
+            let mut c = db.db.get().unwrap();
+            for r in [room_a, room_b] {
+                repo::room::add_member(&mut c, r, authors[0].id, RoomRole::Member).unwrap();
+            }
+        }
+        let started = std::time::Instant::now();
+        let (writer, per_task, seen) = run(async {
+            let writer = MessageWriter::start(&db.db, k.clone(), MAX).unwrap();
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let readers: Vec<_> = [room_a, room_b].into_iter().map(|room| {
+                let (db, k, done) = (db.db.clone(), k.clone(), done.clone());
+                tokio::spawn(async move { follow(db, k, room, done).await })
+            }).collect();
+            let tasks: Vec<_> = authors.iter().enumerate().map(|(t, author)| {
+                let (writer, author) = (writer.clone(), author.clone());
+                tokio::spawn(async move {
+                    let mut ids = Vec::with_capacity(PER_TASK);
+                    for i in 0..PER_TASK {
+                        let room = if (t + i) % 2 == 0 { room_a } else { room_b };
+                        let new = text(room, &author, &format!("task {t} message {i} @w0"), &format!("t{t}-m{i}"));
+                        let posted = writer.post(new.clone()).await.unwrap();
+                        assert!(posted.created);
+                        assert_eq!(posted.message.body, Body::Text(new.body.clone()));
+                        assert_eq!(posted.message.author.as_ref().map(|a| a.id), Some(author.id));
+                        if i % 5 == 0 {
+                            let again = writer.post(new).await.unwrap();
+                            assert!(!again.created);
+                            assert_eq!(again.message.id, posted.message.id);
+                        }
+                        ids.push(posted.message.id);
+                    }
+                    ids
+                })
+            }).collect();
+            let per_task: Vec<Vec<MessageId>> = join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            let seen: Vec<Vec<MessageId>> = join_all(readers).await.into_iter().map(Result::unwrap).collect();
+            (writer, per_task, seen)
+        });
+        let total = TASKS * PER_TASK + TASKS * PER_TASK / 5;
+        eprintln!("{:?}: {total} posts in {} batches, {:?}", db.backend, writer.batches(), started.elapsed());
+        assert!(writer.batches() < total as u64, "posts were grouped into fewer transactions");
+        let all: Vec<MessageId> = per_task.iter().flatten().copied().collect();
+        assert_eq!(all.iter().collect::<HashSet<_>>().len(), TASKS * PER_TASK, "no id twice");
+        for ids in &per_task {
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "a task's messages keep its order");
+        }
+        let mut c = db.db.get().unwrap();
+        let stored: usize = [room_a, room_b].iter().map(|r| read_all(&mut c, &k, *r).len()).sum();
+        assert_eq!(stored, TASKS * PER_TASK, "nothing lost, nothing duplicated");
+        for (room, seen) in [room_a, room_b].iter().zip(&seen) {
+            assert_eq!(seen, &read_all(&mut c, &k, *room), "a follower by id saw room {room} whole, in order");
+        }
+        // Mentions were recorded for every stored message (w0 is mentioned in each).
+        let mentions: i64 = {
+            use diesel::prelude::*;
+            domain::db::schema::mentions::table.count().get_result(&mut c).unwrap()
+        };
+        assert_eq!(mentions as usize, (TASKS - 1) * PER_TASK, "w0 is mentioned by everyone else's messages");
+    }
+
+    fn one_bad_message_fails_alone_and_duplicates_share_an_id(db: &TestDb) {
+        let k = keys();
+        let ana = user(db, "ana");
+        let (room, _) = two_rooms(db);
+        let (writer, results) = run(async {
+            let writer = MessageWriter::start(&db.db, k.clone(), MAX).unwrap();
+            // The first post's guard holds the writer for a moment, so everything below is
+            // queued meanwhile and written as one batch.
+            let slow = writer.post_guarded(text(room, &ana, "first", "slow"), Box::new(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                Ok(())
+            }));
+            let rest = async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                join_all([
+                    writer.post_guarded(text(room, &ana, "one", "a"), pass()),
+                    writer.post_guarded(text(RoomId(999_999), &ana, "no such room", "b"), pass()),
+                    writer.post_guarded(text(room, &ana, "refused", "c"), Box::new(|_| Err(DomainError::Forbidden))),
+                    writer.post_guarded(text(room, &ana, "dup first", "d"), pass()),
+                    writer.post_guarded(text(room, &ana, "dup second", "d"), pass()),
+                    writer.post_guarded(text(room, &ana, "   ", "e"), pass()),
+                    writer.post_guarded(text(room, &ana, "two", "f"), pass()),
+                    // A failed statement: the batch is rolled back and written again with a
+                    // savepoint per message (on PostgreSQL the transaction was aborted).
+                    writer.post_guarded(text(room, &ana, "bad sql", "g"), Box::new(|c| {
+                        use diesel::RunQueryDsl;
+                        diesel::sql_query("SELECT no_such_column FROM no_such_table").execute(c)?;
+                        Ok(())
+                    })),
+                    writer.post_guarded(text(room, &ana, "three", "h"), pass()),
+                ]).await
+            };
+            let (slow, rest) = tokio::join!(slow, rest);
+            assert!(slow.unwrap().created);
+            (writer, rest)
+        });
+        assert_eq!(writer.batches(), 2, "the queued posts went in one transaction");
+        let [one, missing, refused, dup1, dup2, empty, two, bad_sql, three] = <[_; 9]>::try_from(results).ok().unwrap();
+        assert!(matches!(bad_sql, Err(DomainError::Db(_))), "{bad_sql:?}");
+        assert!(three.unwrap().created);
+        let (one, two) = (one.unwrap(), two.unwrap());
+        assert!(one.created && two.created && one.message.id < two.message.id);
+        assert!(matches!(missing, Err(DomainError::NotFound)), "{missing:?}");
+        assert!(matches!(refused, Err(DomainError::Forbidden)), "{refused:?}");
+        assert!(matches!(empty, Err(DomainError::Invalid { .. })), "{empty:?}");
+        let (dup1, dup2) = (dup1.unwrap(), dup2.unwrap());
+        assert!(dup1.created && !dup2.created);
+        assert_eq!(dup1.message.id, dup2.message.id, "both callers get the same id");
+        assert_eq!(dup2.message.body, Body::Text("dup first".into()));
+        let mut c = db.db.get().unwrap();
+        let page = repo::message::history(&mut c, &k, room, repo::Page::Latest, 50).unwrap();
+        let bodies: Vec<_> = page.messages.iter().map(|m| m.body.clone()).collect();
+        assert_eq!(bodies, ["first", "one", "dup first", "two", "three"].map(|b| Body::Text(b.into())));
+    }
+
+    fn a_panicking_guard_fails_its_batch_and_the_writer_goes_on(db: &TestDb) {
+        let k = keys();
+        let ana = user(db, "ana");
+        let (room, _) = two_rooms(db);
+        run(async {
+            let writer = MessageWriter::start(&db.db, k.clone(), MAX).unwrap();
+            let boom = writer
+                .post_guarded(text(room, &ana, "boom", "p1"), Box::new(|_| panic!("a bug in a guard")))
+                .await;
+            assert!(boom.is_err(), "{boom:?}");
+            let after = writer.post(text(room, &ana, "after", "p2")).await.unwrap();
+            assert!(after.created);
+            let mut c = db.db.get().unwrap();
+            let page = repo::message::history(&mut c, &k, room, repo::Page::Latest, 50).unwrap();
+            let bodies: Vec<_> = page.messages.iter().map(|m| m.body.clone()).collect();
+            assert_eq!(bodies, [Body::Text("after".into())], "nothing of the panicked batch was kept");
+        });
+    }
+
+    fn a_clean_batch_with_duplicates_and_refusals_stores_each_key_once(db: &TestDb) {
+        // No failed statement in this batch: PostgreSQL writes it as one multi-row insert.
+        let k = keys();
+        let ana = user(db, "ana");
+        let bob = user(db, "bob");
+        let (room, other) = two_rooms(db);
+        let (writer, results) = run(async {
+            let writer = MessageWriter::start(&db.db, k.clone(), MAX).unwrap();
+            writer.post(text(room, &ana, "stored before", "old")).await.unwrap();
+            let slow = writer.post_guarded(
+                text(room, &ana, "first", "slow"),
+                Box::new(|_| {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok(())
+                }),
+            );
+            let rest = async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                join_all([
+                    writer.post_guarded(text(room, &ana, "x1", "x"), pass()),
+                    writer.post_guarded(text(room, &bob, "bob's x", "x"), pass()),
+                    writer.post_guarded(text(room, &ana, "x2", "x"), pass()),
+                    writer.post_guarded(text(room, &ana, "again", "old"), pass()),
+                    writer.post_guarded(text(other, &ana, "elsewhere", "old"), pass()),
+                    writer.post_guarded(
+                        text(room, &bob, "refused", "r"),
+                        Box::new(|_| Err(DomainError::Forbidden)),
+                    ),
+                    writer.post_guarded(text(RoomId(999_999), &bob, "nowhere", "n"), pass()),
+                    writer.post_guarded(text(other, &bob, "y", "y"), pass()),
+                ])
+                .await
+            };
+            let (slow, rest) = tokio::join!(slow, rest);
+            assert!(slow.unwrap().created);
+            (writer, rest)
+        });
+        assert_eq!(writer.batches(), 3, "the queued posts went in one transaction");
+        let [x1, bob_x, x2, again, elsewhere, refused, nowhere, y] =
+            <[_; 8]>::try_from(results).ok().unwrap();
+        let (x1, bob_x, x2, again, y) = (x1.unwrap(), bob_x.unwrap(), x2.unwrap(), again.unwrap(), y.unwrap());
+        assert!(x1.created && bob_x.created && !x2.created && !again.created && y.created);
+        assert_eq!(x2.message.id, x1.message.id, "both callers get the first one's id");
+        assert_eq!(x2.message.body, Body::Text("x1".into()));
+        assert_ne!(bob_x.message.id, x1.message.id, "client ids are per author");
+        assert_eq!(again.message.body, Body::Text("stored before".into()));
+        assert_eq!(x1.message.author.as_ref().map(|a| a.username.as_str()), Some("ana"));
+        assert!(matches!(elsewhere, Err(DomainError::Conflict(_))), "{elsewhere:?}");
+        assert!(matches!(refused, Err(DomainError::Forbidden)), "{refused:?}");
+        assert!(matches!(nowhere, Err(DomainError::NotFound)), "{nowhere:?}");
+        let mut c = db.db.get().unwrap();
+        let page = repo::message::history(&mut c, &k, room, repo::Page::Latest, 50).unwrap();
+        let bodies: Vec<_> = page.messages.iter().map(|m| m.body.clone()).collect();
+        assert_eq!(bodies, ["stored before", "first", "x1", "bob's x"].map(|b| Body::Text(b.into())));
+    }
+}
