@@ -509,6 +509,26 @@ impl Browser {
         .await;
     }
 
+    /// Joins a room from the room directory and waits for the redirect into it, so the
+    /// next navigation cannot race the form's.
+    async fn join_room(&self, slug: &str) {
+        self.goto("/rooms").await;
+        self.client
+            .find(Locator::Css(&format!(
+                "form[action='/rooms/{slug}/join'] button"
+            )))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        self.eventually(
+            "the join to land in the room",
+            &format!("location.pathname === '/' && location.hash === '#{slug}'"),
+        )
+        .await;
+    }
+
     async fn open_room(&self, slug: &str) {
         self.client
             .find(Locator::Css(&format!("#sidebar a[data-room='{slug}']")))
@@ -871,15 +891,7 @@ async fn two_people_chat_live_in_one_room() {
     for (browser, name) in [(&ana, "ana"), (&ben, "ben")] {
         browser.sign_in(name, &format!("{name}'s password")).await;
         // Join #team from the room directory, then back to the chat.
-        browser.goto("/rooms").await;
-        browser
-            .client
-            .find(Locator::Css("form[action='/rooms/team/join'] button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        browser.join_room("team").await;
         browser.goto("/#general").await;
         browser
             .eventually(
@@ -1519,17 +1531,7 @@ async fn the_sidebar_shows_unread_and_mention_badges() {
     for (browser, name) in [(&ana, "ana"), (&ben, "ben")] {
         browser.sign_in(name, &format!("{name}'s password")).await;
         for room in ["team", "random"] {
-            browser.goto("/rooms").await;
-            browser
-                .client
-                .find(Locator::Css(&format!(
-                    "form[action='/rooms/{room}/join'] button"
-                )))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            browser.join_room(room).await;
         }
         browser.goto("/#general").await;
         browser.open_room("general").await;
