@@ -34,7 +34,7 @@ use crate::{
     DomainError, Result,
     crypto::{MessageKeys, Sealed},
     db::{Db, DbConn, PooledConn, write_tx},
-    ids::UserId,
+    ids::{MessageId, UserId},
     model::Author,
     repo::{
         self,
@@ -63,10 +63,17 @@ const QUEUE: usize = 8 * BATCH_CAP;
 /// is written again with savepoints), so it must only read.
 pub type Guard = Box<dyn Fn(&mut DbConn) -> Result<()> + Send>;
 
+/// Called on the writer thread once the message it came with is committed and created
+/// (not for a repeat of a stored `client_id`), before any caller is answered. The hooks
+/// of one writer run in id order, so announcing from here keeps a room's messages in
+/// order; it must not block (hand the work to a task).
+pub type OnCommit = Box<dyn FnOnce(&Posted) + Send>;
+
 struct Job {
     new: NewMessage,
     sealed: Sealed,
     guard: Option<Guard>,
+    on_commit: Option<OnCommit>,
     reply: oneshot::Sender<Result<Posted>>,
 }
 
@@ -125,7 +132,29 @@ impl MessageWriter {
         self.submit(new, Some(guard)).await
     }
 
+    /// Queues a post (waiting only for room in the queue) and returns its answer to await
+    /// later: posts queued one after another are written in that order, so a socket can
+    /// have several in flight. `on_commit` runs on the writer thread once the message is
+    /// committed (see [`OnCommit`]).
+    pub async fn enqueue(
+        &self,
+        new: NewMessage,
+        guard: Guard,
+        on_commit: OnCommit,
+    ) -> Result<impl Future<Output = Result<Posted>> + Send + 'static> {
+        self.queue(new, Some(guard), Some(on_commit)).await
+    }
+
     async fn submit(&self, new: NewMessage, guard: Option<Guard>) -> Result<Posted> {
+        self.queue(new, guard, None).await?.await
+    }
+
+    async fn queue(
+        &self,
+        new: NewMessage,
+        guard: Option<Guard>,
+        on_commit: Option<OnCommit>,
+    ) -> Result<impl Future<Output = Result<Posted>> + Send + 'static> {
         // Validation and encryption here, on the caller's task: the writer does I/O only.
         let sealed = repo::message::prepare(&self.keys, &new, self.max_chars)?;
         let (reply, answer) = oneshot::channel();
@@ -134,13 +163,16 @@ impl MessageWriter {
                 new,
                 sealed,
                 guard,
+                on_commit,
                 reply,
             })
             .await
             .map_err(|_| DomainError::Unavailable("the message writer has stopped".into()))?;
-        answer.await.map_err(|_| {
-            DomainError::Internal("the message writer dropped a post unanswered".into())
-        })?
+        Ok(async move {
+            answer.await.map_err(|_| {
+                DomainError::Internal("the message writer dropped a post unanswered".into())
+            })?
+        })
     }
 }
 
@@ -231,7 +263,21 @@ fn write_batch(conn: &mut DbConn, keys: &MessageKeys, batch: &mut Vec<Job>) -> b
         outcome = write_pass(conn, keys, batch, true);
     }
     match outcome {
-        Ok(results) => {
+        Ok((mut results, tops)) => {
+            link(&mut results, tops);
+            // Hooks in id order (the order the rooms will see), then the answers.
+            let mut order: Vec<usize> = (0..results.len()).collect();
+            order.sort_by_key(|&i| match &results[i] {
+                Ok(p) => p.message.id.0,
+                Err(_) => i64::MAX,
+            });
+            for i in order {
+                if let (Ok(posted), Some(hook)) = (&results[i], batch[i].on_commit.take())
+                    && posted.created
+                {
+                    hook(posted);
+                }
+            }
             for (job, result) in batch.drain(..).zip(results) {
                 // A caller that went away still had its message stored; nothing to tell.
                 let _ = job.reply.send(result);
@@ -268,21 +314,42 @@ fn clean(e: &DomainError) -> bool {
     )
 }
 
+/// Each created message's `prev`: the batch's created messages of a room, in id order,
+/// follow the room's newest message before the batch (`tops`) and each other.
+fn link(results: &mut [Result<Posted>], mut tops: HashMap<i64, i64>) {
+    let mut created: Vec<&mut Posted> = results
+        .iter_mut()
+        .filter_map(|r| r.as_mut().ok())
+        .filter(|p| p.created)
+        .collect();
+    created.sort_by_key(|p| p.message.id.0);
+    for posted in created {
+        let top = tops.entry(posted.message.room_id.0).or_insert(0);
+        posted.prev = Some(MessageId(*top));
+        *top = posted.message.id.0;
+    }
+}
+
+type PassResults = (Vec<Result<Posted>>, HashMap<i64, i64>);
+
 fn write_pass(
     conn: &mut DbConn,
     keys: &MessageKeys,
     batch: &[Job],
     savepoints: bool,
-) -> Result<Vec<Result<Posted>>, Pass> {
+) -> Result<PassResults, Pass> {
     let mut unclean = false;
     let committed = write_tx(conn, |conn| {
         let rooms = lock_rooms(conn, batch)?;
+        let tops = room_tops(conn, &rooms)?;
         let mut authors: HashMap<UserId, Option<Author>> = HashMap::new();
         if !savepoints {
-            return bulk_pass(conn, keys, batch, &rooms, &mut authors).map_err(|Unclean| {
-                unclean = true;
-                DomainError::Internal("retry with savepoints".into())
-            });
+            return bulk_pass(conn, keys, batch, &rooms, &mut authors)
+                .map(|results| (results, tops))
+                .map_err(|Unclean| {
+                    unclean = true;
+                    DomainError::Internal("retry with savepoints".into())
+                });
         }
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
@@ -300,7 +367,7 @@ fn write_pass(
             }
             results.push(one);
         }
-        Ok(results)
+        Ok((results, tops))
     });
     match committed {
         Ok(results) => Ok(results),
@@ -332,7 +399,7 @@ fn bulk_pass(
     rooms: &HashSet<i64>,
     authors: &mut HashMap<UserId, Option<Author>>,
 ) -> Result<Vec<Result<Posted>>, Unclean> {
-    use crate::{db::schema::messages, ids::MessageId, time::Timestamp};
+    use crate::{db::schema::messages, time::Timestamp};
     use diesel::prelude::*;
     let mut results: Vec<Option<Result<Posted>>> = Vec::with_capacity(batch.len());
     for job in batch {
@@ -368,15 +435,31 @@ fn bulk_pass(
                 )
             })
             .collect();
-        let DbConn::Postgres(pg) = conn else {
-            return Err(Unclean);
+        let returned = (messages::id, messages::author_id, messages::client_id);
+        let rows: Vec<(i64, Option<i64>, Option<String>)> = match conn {
+            DbConn::Postgres(pg) => diesel::insert_into(messages::table)
+                .values(values)
+                .on_conflict_do_nothing()
+                .returning(returned)
+                .get_results(pg)
+                .map_err(|_| Unclean)?,
+            // diesel has no multi-row `INSERT … RETURNING` for SQLite; in-process, a
+            // cached statement per row costs microseconds, not a round trip.
+            DbConn::Sqlite(lite) => {
+                let mut rows = Vec::with_capacity(values.len());
+                for row in values {
+                    let got = diesel::insert_into(messages::table)
+                        .values(row)
+                        .on_conflict_do_nothing()
+                        .returning(returned)
+                        .get_result(lite)
+                        .optional()
+                        .map_err(|_| Unclean)?;
+                    rows.extend(got);
+                }
+                rows
+            }
         };
-        let rows: Vec<(i64, Option<i64>, Option<String>)> = diesel::insert_into(messages::table)
-            .values(values)
-            .on_conflict_do_nothing()
-            .returning((messages::id, messages::author_id, messages::client_id))
-            .get_results(pg)
-            .map_err(|_| Unclean)?;
         for (id, author, cid) in rows {
             if let (Some(a), Some(c)) = (author, cid) {
                 ids.insert((a, c), id);
@@ -462,6 +545,48 @@ fn write_one(
             repo::message::already_posted(&job.new, existing)
         }
     }
+}
+
+/// The newest message id of each locked room (0 for an empty room), read after the lock,
+/// so nothing newer can be committed in these rooms before this batch's commit.
+/// PostgreSQL: one statement (a fresh snapshot, taken after the locks were granted);
+/// SQLite: one indexed `max` per room, in-process.
+fn room_tops(conn: &mut DbConn, rooms: &HashSet<i64>) -> Result<HashMap<i64, i64>> {
+    use crate::db::schema::messages;
+    use diesel::{
+        prelude::*,
+        sql_types::{Array, BigInt, Nullable},
+    };
+    #[derive(QueryableByName)]
+    struct Top {
+        #[diesel(sql_type = BigInt)]
+        room: i64,
+        #[diesel(sql_type = Nullable<BigInt>)]
+        top: Option<i64>,
+    }
+    let ids: Vec<i64> = rooms.iter().copied().collect();
+    let tops: Vec<(i64, Option<i64>)> = match conn {
+        DbConn::Postgres(pg) => diesel::sql_query(
+            "SELECT r AS room, (SELECT max(m.id) FROM messages m WHERE m.room_id = r) AS top \
+             FROM unnest($1) AS r",
+        )
+        .bind::<Array<BigInt>, _>(&ids)
+        .load::<Top>(pg)?
+        .into_iter()
+        .map(|t| (t.room, t.top))
+        .collect(),
+        DbConn::Sqlite(lite) => ids
+            .iter()
+            .map(|&r| {
+                messages::table
+                    .filter(messages::room_id.eq(r))
+                    .select(diesel::dsl::max(messages::id))
+                    .first::<Option<i64>>(lite)
+                    .map(|top| (r, top))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(tops.into_iter().map(|(r, t)| (r, t.unwrap_or(0))).collect())
 }
 
 /// Takes the write lock of every room in the batch and returns those that exist.

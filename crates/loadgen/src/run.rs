@@ -79,6 +79,11 @@ pub struct Options {
     pub ramp_step_secs: f64,
     #[arg(long, default_value_t = 10)]
     pub ramp_max_steps: u32,
+    /// Extra steps after the first step that fails on latency alone, each at the
+    /// geometric middle of the best passing rate and the lowest failing one: the factor's
+    /// coarse grid (× 1.6) then no longer decides the ratio to the bound.
+    #[arg(long, default_value_t = 3)]
+    pub ramp_refine: u32,
     /// The p99 above which a ramp step no longer counts as sustained.
     #[arg(long, default_value_t = 250.0)]
     pub ramp_p99_ms: f64,
@@ -478,32 +483,54 @@ async fn ramp(target: &Target, opts: &Options, prefix: &str) -> anyhow::Result<V
     let mut best: Option<Record> = None;
     let mut reason = format!("reached {} steps", opts.ramp_max_steps);
     let mut rate = opts.ramp_start;
-    for i in 0..opts.ramp_max_steps {
+    // The best passing rate and the lowest failing one, once a step failed on latency.
+    let mut passed: Option<f64> = None;
+    let mut failed_at: Option<f64> = None;
+    let mut refined = 0;
+    let mut i = 0;
+    while i < opts.ramp_max_steps + refined {
         let mut r = step(target, &live, &c, "ramp", shape, rate, opts.ramp_step_secs).await;
         r.step = Some(i);
+        i += 1;
         let p99 = r.lat_p99_ms.unwrap_or(f64::INFINITY);
-        let failed = if !r.clean() {
-            Some(format!(
-                "step {i}: lost {}, dup {}, errors {}, closed {}",
-                r.lost, r.duplicated, r.errors, r.closed
-            ))
-        } else if p99 > opts.ramp_p99_ms {
-            Some(format!("step {i}: p99 {p99:.0} ms"))
-        } else {
-            None
-        };
         out.push(r.clone());
-        if let Some(why) = failed {
-            reason = why;
+        if !r.clean() {
+            // Sockets closed or messages lost: the sockets are no longer comparable.
+            reason = format!(
+                "step {}: lost {}, dup {}, errors {}, closed {}",
+                i - 1,
+                r.lost,
+                r.duplicated,
+                r.errors,
+                r.closed
+            );
             break;
         }
-        if best
-            .as_ref()
-            .is_none_or(|b| b.deliveries_per_sec < r.deliveries_per_sec)
-        {
-            best = Some(r);
+        if p99 > opts.ramp_p99_ms {
+            if failed_at.is_none() {
+                reason = format!("step {}: p99 {p99:.0} ms", i - 1);
+            }
+            failed_at = Some(rate);
+        } else {
+            passed = Some(rate);
+            if best
+                .as_ref()
+                .is_none_or(|b| b.deliveries_per_sec < r.deliveries_per_sec)
+            {
+                best = Some(r);
+            }
         }
-        rate *= opts.ramp_factor;
+        match (passed, failed_at) {
+            (_, None) => rate *= opts.ramp_factor,
+            (Some(lo), Some(hi)) if refined < opts.ramp_refine => {
+                refined += 1;
+                rate = (lo * hi).sqrt();
+            }
+            _ => break,
+        }
+    }
+    if let Some(hi) = failed_at {
+        reason = format!("{reason}; refined: lowest failing rate {hi:.0} msg/s per sender");
     }
     live.close().await;
     let mut summary = best.unwrap_or_else(|| Record {

@@ -3,8 +3,10 @@
 //! tests.
 //!
 //! Guarantees:
-//! - Frames from one client are handled one at a time, in order: a `send` is committed
-//!   and its `ack` queued before the next frame is read, and before its fan-out.
+//! - Frames from one client are handled in order. A `send` is queued on the writer and
+//!   the next frame read at once (up to [`MAX_SENDS_IN_FLIGHT`] sends in flight): sends
+//!   are stored in the order sent, and each `ack` reaches the socket before the message
+//!   it acknowledges. Other frames are handled one at a time.
 //! - Every frame is authorised through `domain::permissions`.
 //! - The socket ends with a close frame saying why: 1000 (client left), 1008 (too slow,
 //!   flooding), 1009 (frame too large), 1012 (server restarting), 1013 (try again later),
@@ -63,6 +65,8 @@ const MAX_VIOLATIONS: u32 = 200;
 const CATCH_UP_PAGE: i64 = 200;
 /// Messages in a `joined` reply without `since`, and per `history` page.
 const RECENT_PAGE: i64 = 50;
+/// A socket's `send`s stored at once; beyond it the socket's frames wait to be read.
+const MAX_SENDS_IN_FLIGHT: usize = 32;
 /// How long the final flush and close frame may take before the socket is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -164,6 +168,7 @@ pub async fn run<S, K>(
         id,
         tx,
         violations: 0,
+        in_flight: std::sync::Mutex::default(),
     };
     let (online, away) = present_usernames(&core, &conn.identity.user.username).await;
     // `hello` goes straight to the sink, ahead of whatever the hub queued since the
@@ -215,13 +220,24 @@ pub async fn run<S, K>(
             let every = core.config.revalidate_interval;
             let mut revalidate = tokio::time::interval_at(Instant::now() + every, every);
             loop {
+                let room_for_more = conn.sends_in_flight().len() < MAX_SENDS_IN_FLIGHT;
+                let sending = !conn.sends_in_flight().is_empty();
                 tokio::select! {
-                    frame = incoming.next() => {
+                    frame = incoming.next(), if room_for_more => {
                         let Some(frame) = frame else { return End::Client };
                         heard();
                         if let Some(end) = conn.on_frame(frame).await {
+                            if matches!(end, End::Client) {
+                                // The client said goodbye: its sends still get answers.
+                                while let Some((reference, outcome)) = conn.sends_in_flight().next().await {
+                                    conn.answered(reference, outcome);
+                                }
+                            }
                             return end;
                         }
+                    }
+                    Some((reference, outcome)) = conn.sends_in_flight().next(), if sending => {
+                        conn.answered(reference, outcome);
                     }
                     _ = revalidate.tick() => {
                         if !conn.session_is_live().await {
@@ -347,6 +363,132 @@ async fn present_usernames(core: &Core, me: &str) -> (Vec<String>, Vec<String>) 
     (online, away)
 }
 
+/// A `send` in flight: what its answer needs once the writer has it.
+struct Posting {
+    core: Arc<Core>,
+    conn: ConnId,
+    user: User,
+    slug: String,
+    body: String,
+    client_id: String,
+}
+
+/// The answer to one queued `send`: the frame's `client_id` and the refusal, if any.
+type InFlight = std::pin::Pin<Box<dyn Future<Output = (String, Result<(), Refusal>)> + Send>>;
+
+impl Posting {
+    /// Queues the post for `room_id`; the commit hook queues the `ack` and announces it.
+    async fn enqueue(
+        &self,
+        room_id: RoomId,
+    ) -> Result<
+        impl Future<Output = Result<repo::message::Posted, DomainError>> + Send + 'static,
+        DomainError,
+    > {
+        let user = self.user.clone();
+        let guard: domain::writer::Guard = Box::new(move |c| {
+            let room = repo::room::find(c, room_id)?;
+            if !permissions::can(c, &user, Action::PostMessage, Some(&room))?
+                || repo::block::stops_posting(c, &room, user.id)?
+            {
+                return Err(DomainError::Forbidden);
+            }
+            Ok(())
+        });
+        let new = repo::message::NewMessage {
+            room_id,
+            author_id: Some(self.user.id),
+            kind: MessageKind::Text,
+            body: self.body.clone(),
+            client_id: Some(self.client_id.clone()),
+        };
+        let (hub, announce) = (self.core.hub.clone(), self.core.announce.clone());
+        let (conn, slug) = (self.conn, self.slug.clone());
+        let on_commit: domain::writer::OnCommit = Box::new(move |posted| {
+            // The slug named the room the post was stored under: it is that room's slug.
+            let message = wire_message(&slug, &posted.message);
+            hub.ack(conn, message.id, ack_frame(&message).to_text());
+            let _ = announce.send(Event::Message {
+                room_id: posted.message.room_id,
+                message,
+                prev: posted.prev,
+            });
+        });
+        self.core.writer.enqueue(new, guard, on_commit).await
+    }
+
+    /// Awaits the writer's answer. A stale cached slug (room deleted, slug reused) is
+    /// dropped and the post tried once more under the slug's current room.
+    async fn finish(
+        self,
+        answer: impl Future<Output = Result<repo::message::Posted, DomainError>>,
+        cached: bool,
+    ) -> (String, Result<(), Refusal>) {
+        let mut result = answer.await;
+        if cached && matches!(result, Err(DomainError::NotFound)) {
+            self.core.forget_room_id(&self.slug);
+            result = match self.core.look_up_room_id(&self.slug).await {
+                Ok(room_id) => match self.enqueue(room_id).await {
+                    Ok(answer) => answer.await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+        }
+        let (reply, outcome) = match result {
+            Ok(posted) if posted.created => {
+                metrics::counter!("confab_ws_messages_total").increment(1);
+                (None, Ok(()))
+            }
+            // A repeated `client_id`: the stored message's ack, nothing announced.
+            Ok(posted) => {
+                let message = wire_message(&self.slug, &posted.message);
+                (Some(ack_frame(&message).to_text()), Ok(()))
+            }
+            Err(e) => (None, Err(e.into())),
+        };
+        self.core.hub.end_send(self.conn, reply);
+        (self.client_id, outcome)
+    }
+}
+
+fn ack_frame(message: &domain::bus::WireMessage) -> ServerFrame {
+    ServerFrame::Ack {
+        client_id: message.client_id.clone().unwrap_or_default(),
+        id: message.id,
+        ts: message.ts,
+    }
+}
+
+impl Core {
+    fn cached_room_id(&self, slug: &str) -> Option<RoomId> {
+        self.room_ids.lock().ok()?.get(slug).copied()
+    }
+
+    /// Reads a slug's room id and remembers it.
+    async fn look_up_room_id(&self, slug: &str) -> Result<RoomId, DomainError> {
+        let owned = slug.to_owned();
+        let room = self
+            .db
+            .run(move |c| repo::room::find_by_slug(c, &owned)?.ok_or(DomainError::NotFound))
+            .await?;
+        if let Ok(mut ids) = self.room_ids.lock() {
+            // Bounded: a flood of distinct slugs costs a lookup each, never memory.
+            if ids.len() >= 10_000 {
+                ids.clear();
+            }
+            ids.insert(slug.to_owned(), room.id);
+        }
+        Ok(room.id)
+    }
+
+    fn forget_room_id(&self, slug: &str) {
+        if let Ok(mut ids) = self.room_ids.lock() {
+            ids.remove(slug);
+        }
+    }
+}
+
 struct Connection {
     core: Arc<Core>,
     identity: Identity,
@@ -356,6 +498,10 @@ struct Connection {
     sends: Bucket,
     joins: Bucket,
     violations: u32,
+    /// This socket's `send`s being stored, answered in the order sent. In a Mutex only
+    /// to be `Sync` (the task's futures borrow the connection); always used through
+    /// `get_mut`, never locked.
+    in_flight: std::sync::Mutex<futures_util::stream::FuturesOrdered<InFlight>>,
 }
 
 impl Connection {
@@ -368,6 +514,17 @@ impl Connection {
                 CloseFrame::new(close::POLICY, "too slow: outbound queue full"),
             ),
             Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn sends_in_flight(&mut self) -> &mut futures_util::stream::FuturesOrdered<InFlight> {
+        self.in_flight.get_mut().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn answered(&self, client_id: String, outcome: Result<(), Refusal>) {
+        if let Err(r) = outcome {
+            tracing::debug!(conn_id = self.id, code = ?r.code, "send refused");
+            self.refuse(Some(client_id), r);
         }
     }
 
@@ -517,20 +674,7 @@ impl Connection {
     }
 
     async fn publish(&self, topic: Topic, event: Event) {
-        if let Err(e) = self.core.hub.bus().publish(topic, &event).await {
-            // Stored already; other gateways' sockets catch up from the database when
-            // their bus comes back (it resyncs). This gateway's own sockets must not wait
-            // for that: deliver here as the bus echo would have.
-            tracing::warn!(error = %e, "bus publish failed; delivering locally");
-            match &event {
-                Event::Message { room_id, message } => {
-                    self.core.hub.ring(*room_id, &message.room);
-                }
-                _ => {
-                    crate::fanout::dispatch(&self.core.hub, &domain::bus::Envelope { topic, event })
-                }
-            }
-        }
+        crate::fanout::publish_or_deliver(&self.core.hub, topic, event).await;
     }
 
     async fn join(&mut self, slug: String, since: Option<MessageId>) -> Result<(), Refusal> {
@@ -643,6 +787,12 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues a `send` on the process's group-commit writer and goes on reading frames:
+    /// up to [`MAX_SENDS_IN_FLIGHT`] per socket are stored at once, in the order sent.
+    /// The permission and block checks run inside the message's transaction, after its
+    /// room is locked: a removal committed before the post is always seen, so a removed
+    /// member cannot post. The `ack` is queued by the writer's commit hook, before the
+    /// message is announced; the hub keeps the socket's other frames back until then.
     async fn post(&mut self, slug: String, body: String, client_id: String) -> Result<(), Refusal> {
         let max = self.core.max_message_chars;
         if body.chars().count() > max {
@@ -657,108 +807,32 @@ impl Connection {
                 "sending too fast; slow down",
             ));
         }
-        self.core.hub.hold(self.id);
-        let stored = self.store(&slug, body, client_id).await;
-        let (room_id, posted) = match stored {
-            Ok(stored) => stored,
+        let cached = self.core.cached_room_id(&slug);
+        let room_id = match cached {
+            Some(id) => id,
+            None => self.core.look_up_room_id(&slug).await?,
+        };
+        let send = Posting {
+            core: self.core.clone(),
+            conn: self.id,
+            user: self.identity.user.clone(),
+            slug,
+            body,
+            client_id,
+        };
+        self.core.hub.begin_send(self.id);
+        let answer = match send.enqueue(room_id).await {
+            Ok(answer) => answer,
             Err(e) => {
-                self.core.hub.release(self.id, None);
+                self.core.hub.end_send(self.id, None);
                 return Err(e.into());
             }
         };
-        // The slug named a room whose id the post was stored under: it is that room's slug.
-        let message = wire_message(&slug, &posted.message);
-        let ack = ServerFrame::Ack {
-            client_id: message.client_id.clone().unwrap_or_default(),
-            id: message.id,
-            ts: message.ts,
-        };
-        self.core.hub.release(self.id, Some(ack.to_text()));
-        if posted.created {
-            metrics::counter!("confab_ws_messages_total").increment(1);
-            self.publish(Topic::Room(room_id), Event::Message { room_id, message })
-                .await;
-        }
+        self.sends_in_flight()
+            .push_back(Box::pin(send.finish(answer, cached.is_some())));
         Ok(())
     }
 
-    /// Stores a `send` through the process's group-commit writer. The permission and
-    /// block checks run inside the message's transaction, after its room is locked: a
-    /// removal committed before the post is always seen, so a removed member cannot post.
-    /// The slug's id comes from the per-process cache; a stale entry (room deleted, slug
-    /// reused) is dropped and looked up once more.
-    async fn store(
-        &self,
-        slug: &str,
-        body: String,
-        client_id: String,
-    ) -> Result<(RoomId, repo::message::Posted), DomainError> {
-        for attempt in 0..2 {
-            let cached = self.cached_room_id(slug);
-            let room_id = match cached {
-                Some(id) => id,
-                None => {
-                    let owned = slug.to_owned();
-                    let room = self
-                        .core
-                        .db
-                        .run(move |c| {
-                            repo::room::find_by_slug(c, &owned)?.ok_or(DomainError::NotFound)
-                        })
-                        .await?;
-                    self.remember_room_id(slug, room.id);
-                    room.id
-                }
-            };
-            let user = self.identity.user.clone();
-            let guard: domain::writer::Guard = Box::new(move |c| {
-                let room = repo::room::find(c, room_id)?;
-                if !permissions::can(c, &user, Action::PostMessage, Some(&room))?
-                    || repo::block::stops_posting(c, &room, user.id)?
-                {
-                    return Err(DomainError::Forbidden);
-                }
-                Ok(())
-            });
-            let new = repo::message::NewMessage {
-                room_id,
-                author_id: Some(self.identity.user.id),
-                kind: MessageKind::Text,
-                body: body.clone(),
-                client_id: Some(client_id.clone()),
-            };
-            match self.core.writer.post_guarded(new, guard).await {
-                Err(DomainError::NotFound) if cached.is_some() && attempt == 0 => {
-                    self.forget_room_id(slug);
-                }
-                Err(e) => return Err(e),
-                Ok(posted) => return Ok((room_id, posted)),
-            }
-        }
-        Err(DomainError::NotFound)
-    }
-
-    fn cached_room_id(&self, slug: &str) -> Option<RoomId> {
-        self.core.room_ids.lock().ok()?.get(slug).copied()
-    }
-
-    fn remember_room_id(&self, slug: &str, id: RoomId) {
-        if let Ok(mut ids) = self.core.room_ids.lock() {
-            // Bounded: a flood of distinct slugs costs a lookup each, never memory.
-            if ids.len() >= 10_000 {
-                ids.clear();
-            }
-            ids.insert(slug.to_owned(), id);
-        }
-    }
-
-    fn forget_room_id(&self, slug: &str) {
-        if let Ok(mut ids) = self.core.room_ids.lock() {
-            ids.remove(slug);
-        }
-    }
-
-    /// Edits one's own text message; every socket following the room gets `edited`.
     async fn edit(&mut self, slug: String, id: MessageId, body: String) -> Result<(), Refusal> {
         let max = self.core.max_message_chars;
         if body.chars().count() > max {
@@ -997,15 +1071,20 @@ mod tests {
     }
 
     async fn harness() -> Harness {
+        harness_with(GatewayConfig {
+            sends_burst: 3.0,
+            sends_per_sec: 0.5,
+            ..GatewayConfig::default()
+        })
+        .await
+    }
+
+    async fn harness_with(config: GatewayConfig) -> Harness {
         let db = TestDb::new(Backend::Sqlite);
         let s = settings(&db.url);
         let bus = Arc::new(MemoryBus::new());
         let keys = s.message_keys().expect("keys");
-        let deps = Deps::in_process(db.db.clone(), bus.clone(), keys).with_config(GatewayConfig {
-            sends_burst: 3.0,
-            sends_per_sec: 0.5,
-            ..GatewayConfig::default()
-        });
+        let deps = Deps::in_process(db.db.clone(), bus.clone(), keys).with_config(config);
         let gateway = Gateway::start(&s, deps).await.expect("gateway");
         Harness {
             _db: db,
@@ -1133,6 +1212,91 @@ mod tests {
             "second",
             "no duplicate of the first"
         );
+    }
+
+    #[tokio::test]
+    async fn pipelined_sends_are_stored_in_order_and_each_ack_precedes_its_message() {
+        let h = harness_with(GatewayConfig {
+            sends_burst: 100.0,
+            user_sends_burst: 100.0,
+            frames_burst: 100.0,
+            ..GatewayConfig::default()
+        })
+        .await;
+        let ann = h.user("ann").await;
+        let bob = h.user("bob").await;
+        h.room("lobby", RoomKind::Public, None).await;
+        let mut a = h.connect(&ann).await;
+        let mut b = h.connect(&bob).await;
+        for c in [&a, &b] {
+            c.send(r#"{"type":"join","room":"lobby"}"#);
+        }
+        assert_eq!(a.next().await["type"], "joined");
+        assert_eq!(b.next().await["type"], "joined");
+        // Forty sends without waiting (more than may be in flight at once), a repeat of
+        // one of them, and one for a room that does not exist, in the middle.
+        const N: usize = 40;
+        for i in 0..N {
+            a.send(&format!(
+                r#"{{"type":"send","room":"lobby","body":"m{i}","client_id":"c{i}"}}"#
+            ));
+            if i == 20 {
+                a.send(r#"{"type":"send","room":"lobby","body":"m3","client_id":"c3"}"#);
+                a.send(r#"{"type":"send","room":"nowhere","body":"x","client_id":"lost"}"#);
+            }
+        }
+        let mut acked: Vec<(String, i64)> = Vec::new();
+        let mut echoed: Vec<i64> = Vec::new();
+        let mut refused = Vec::new();
+        while echoed.len() < N || acked.len() < N + 1 || refused.is_empty() {
+            let f = a.next().await;
+            match f["type"].as_str() {
+                Some("ack") => acked.push((
+                    f["client_id"].as_str().unwrap().to_owned(),
+                    f["id"].as_i64().unwrap(),
+                )),
+                Some("message") => {
+                    let id = f["id"].as_i64().unwrap();
+                    assert!(
+                        acked.iter().any(|(_, a)| *a == id),
+                        "the ack of {id} came before the message"
+                    );
+                    echoed.push(id);
+                }
+                Some("error") => refused.push(f),
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0]["code"], "not_found");
+        assert_eq!(refused[0]["ref"], "lost");
+        let ids: Vec<i64> = (0..N)
+            .map(|i| {
+                acked
+                    .iter()
+                    .find(|(c, _)| *c == format!("c{i}"))
+                    .expect("acked")
+                    .1
+            })
+            .collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "stored in the order sent: {ids:?}"
+        );
+        assert_eq!(echoed, ids, "every message once, in order");
+        let repeats: Vec<i64> = acked
+            .iter()
+            .filter(|(c, _)| c == "c3")
+            .map(|(_, id)| *id)
+            .collect();
+        assert_eq!(repeats, [ids[3], ids[3]], "the repeat got the stored id");
+        let mut seen = Vec::new();
+        while seen.len() < N {
+            let f = b.next().await;
+            assert_eq!(f["type"], "message");
+            seen.push(f["id"].as_i64().unwrap());
+        }
+        assert_eq!(seen, ids, "the other member got them all, in order");
     }
 
     #[tokio::test]

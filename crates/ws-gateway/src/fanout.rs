@@ -1,8 +1,10 @@
 //! Bus → hub: turns each bus event into a frame once (per room, not per socket) and hands
 //! the shared bytes to the hub. Account events close sockets.
 //!
-//! Messages: a `message` event on the bus is a doorbell, not the delivery. The room's
-//! pump reads, from the database, every message newer than the oldest watermark of the
+//! Messages: a `message` event that carries its room predecessor (`prev`, known for every
+//! `send`, announced in commit order) is delivered as it came to each socket that holds
+//! everything up to `prev`. Otherwise (an upload, a message that overtook another, a
+//! socket still catching up) the event is a doorbell: the room's pump reads, from the database, every message newer than the oldest watermark of the
 //! room's live sockets, and the hub gives each socket what it lacks. Within a room, commit
 //! order is id order, so a page read after message N committed holds every message up to
 //! N: nothing is skipped when two gateways' publications arrive out of order, or when the
@@ -141,8 +143,20 @@ pub async fn run(hub: Arc<Hub>, db: Db, keys: MessageKeys) {
         tokio::select! {
             ev = events.recv() => match ev {
                 Ok(env) => match &env.event {
-                    Event::Message { room_id, message } => {
-                        pumps.ring(*room_id, message.room.clone());
+                    Event::Message { room_id, message, prev } => {
+                        let delivered = prev.is_some_and(|prev| {
+                            metrics::histogram!("confab_ws_fanout_latency_seconds").record(
+                                Timestamp::now().micros().saturating_sub(message.ts) as f64 / 1e6,
+                            );
+                            let q = Queued {
+                                id: Some(message.id),
+                                text: ServerFrame::Message(message.clone()).to_text(),
+                            };
+                            hub.deliver_chained(*room_id, prev, &q)
+                        });
+                        if !delivered {
+                            pumps.ring(*room_id, message.room.clone());
+                        }
                     }
                     _ => dispatch(&hub, &env),
                 },
@@ -166,6 +180,51 @@ pub async fn run(hub: Arc<Hub>, db: Db, keys: MessageKeys) {
                     resyncs = None;
                 }
             }
+        }
+    }
+}
+
+/// Publishes the messages this process's writer commits, one at a time in commit order
+/// (the writer's hooks queue them in id order), so a room's messages reach every gateway
+/// in order and each can be delivered as it came (see `Hub::deliver_chained`).
+/// Whatever has queued up meanwhile goes out together, in one round trip to Redis.
+pub async fn announce(hub: Arc<Hub>, mut queue: mpsc::UnboundedReceiver<Event>) {
+    const MOST: usize = 256;
+    let mut batch = Vec::with_capacity(MOST);
+    while queue.recv_many(&mut batch, MOST).await > 0 {
+        let events: Vec<(Topic, Event)> = batch
+            .drain(..)
+            .filter_map(|event| match &event {
+                Event::Message { room_id, .. } => Some((Topic::Room(*room_id), event)),
+                _ => None,
+            })
+            .collect();
+        if let Err(e) = hub.bus().publish_many(&events).await {
+            tracing::warn!(error = %e, "bus publish failed; delivering locally");
+            for (_, event) in &events {
+                if let Event::Message {
+                    room_id, message, ..
+                } = event
+                {
+                    hub.ring(*room_id, &message.room);
+                }
+            }
+        }
+    }
+}
+
+/// Publishes an event; when the bus fails, this gateway's own sockets still get it.
+pub async fn publish_or_deliver(hub: &Hub, topic: Topic, event: Event) {
+    if let Err(e) = hub.bus().publish(topic, &event).await {
+        // Stored already; other gateways' sockets catch up from the database when their
+        // bus comes back (it resyncs). This gateway's own sockets must not wait for
+        // that: deliver here as the bus echo would have.
+        tracing::warn!(error = %e, "bus publish failed; delivering locally");
+        match &event {
+            Event::Message {
+                room_id, message, ..
+            } => hub.ring(*room_id, &message.room),
+            _ => dispatch(hub, &Envelope { topic, event }),
         }
     }
 }

@@ -115,9 +115,12 @@ struct Conn {
     tx: mpsc::Sender<Outbound>,
     kick: watch::Sender<Option<CloseFrame>>,
     rooms: HashMap<RoomId, RoomSub>,
-    /// Frames kept back while this socket's own `send` is being stored, so its `ack`
-    /// reaches it before the message it acknowledges (see [`Hub::hold`]).
-    held: Option<Vec<ByteString>>,
+    /// Frames kept back while this socket's own `send`s are being stored, so each `ack`
+    /// reaches it before the message it acknowledges (see [`Hub::begin_send`]), with
+    /// the id of the message a frame carries.
+    held: Option<Vec<(Option<MessageId>, ByteString)>>,
+    /// This socket's `send`s between [`Hub::begin_send`] and [`Hub::end_send`].
+    sending: usize,
 }
 
 impl Conn {
@@ -134,11 +137,35 @@ impl Conn {
 
     /// Queues a frame without waiting; a full queue disconnects the socket.
     fn push(&mut self, text: ByteString) {
+        self.push_message(None, text);
+    }
+
+    /// Queues a frame that carries message `id`.
+    fn push_message(&mut self, id: Option<MessageId>, text: ByteString) {
         if let Some(held) = &mut self.held {
-            held.push(text);
+            held.push((id, text));
             return;
         }
         self.send_now(text);
+    }
+
+    /// Sends what was held back, in order, up to the first message newer than `upto`
+    /// (everything when `upto` is `None`).
+    fn flush_held(&mut self, upto: Option<MessageId>) {
+        let Some(held) = &mut self.held else {
+            return;
+        };
+        let cut = match upto {
+            None => held.len(),
+            Some(upto) => held
+                .iter()
+                .position(|(id, _)| id.is_some_and(|id| id > upto))
+                .unwrap_or(held.len()),
+        };
+        let ready: Vec<ByteString> = held.drain(..cut).map(|(_, text)| text).collect();
+        for text in ready {
+            self.send_now(text);
+        }
     }
 
     fn send_now(&self, text: ByteString) {
@@ -363,6 +390,7 @@ impl Hub {
                 kick,
                 rooms: HashMap::new(),
                 held: None,
+                sending: 0,
             },
         );
         metrics::gauge!("confab_ws_connections").set(inner.conns.len() as f64);
@@ -568,25 +596,41 @@ impl Hub {
         }
     }
 
-    /// Keeps back every frame for socket `id` until [`Hub::release`]: a `send` holds
-    /// its socket while the message is stored, because the room's pump may read the new
-    /// row (rung by anything) before the `ack` is queued, and the protocol promises the
-    /// sender the `ack` first. One `send` is stored at a time per socket.
-    pub fn hold(&self, id: ConnId) {
+    /// A `send` of socket `id` is on its way to the writer. Until its `ack`, frames for
+    /// the socket are kept back: the room's pump (rung by anything) may read the new row
+    /// before the `ack` is queued, and the protocol promises the sender the `ack` first.
+    /// Several sends may be in flight; each [`ack`](Hub::ack) releases what it allows.
+    pub fn begin_send(&self, id: ConnId) {
         if let Some(conn) = self.lock().conns.get_mut(&id) {
+            conn.sending += 1;
             conn.held.get_or_insert_with(Vec::new);
         }
     }
 
-    /// Queues `first` (the `ack`, if the send was stored), then what was held back.
-    pub fn release(&self, id: ConnId, first: Option<ByteString>) {
+    /// Queues the `ack` of message `acked` (called once it is committed), then what was
+    /// kept back up to it: a held message newer than `acked` may be another send's of
+    /// this socket whose `ack` has not come yet, so it and what follows it wait.
+    pub fn ack(&self, id: ConnId, acked: MessageId, text: ByteString) {
+        if let Some(conn) = self.lock().conns.get_mut(&id) {
+            conn.send_now(text);
+            conn.flush_held(Some(acked));
+        }
+    }
+
+    /// A send is answered: `reply` (an `ack` not given by [`ack`](Hub::ack), e.g. for a
+    /// repeated `client_id`) is queued, and with the socket's last send, everything held.
+    pub fn end_send(&self, id: ConnId, reply: Option<ByteString>) {
         let mut inner = self.lock();
         let Some(conn) = inner.conns.get_mut(&id) else {
             return;
         };
-        let held = conn.held.take().unwrap_or_default();
-        for text in first.into_iter().chain(held) {
+        if let Some(text) = reply {
             conn.send_now(text);
+        }
+        conn.sending = conn.sending.saturating_sub(1);
+        if conn.sending == 0 {
+            conn.flush_held(None);
+            conn.held = None;
         }
     }
 
@@ -629,14 +673,50 @@ impl Hub {
             for q in page {
                 if newer(q.id, wm) {
                     wm = q.id.or(wm);
-                    out.push(q.text.clone());
+                    out.push(q);
                 }
             }
             *last = wm;
-            for text in out {
-                conn.push(text);
+            for q in out {
+                conn.push_message(q.id, q.text.clone());
             }
         }
+    }
+
+    /// Delivers one message that came with its room predecessor `prev` (see
+    /// `Event::Message::prev`) to every socket following the room live whose watermark
+    /// is at least `prev` and below the message: such a socket holds everything before
+    /// it. Returns false when some socket is behind `prev` (a message it lacks is still
+    /// on its way, or was lost): the caller then reads the room from the database.
+    pub fn deliver_chained(&self, room: RoomId, prev: MessageId, q: &Queued) -> bool {
+        let Some(id) = q.id else {
+            return false;
+        };
+        let mut inner = self.lock();
+        let Inner { conns, rooms, .. } = &mut *inner;
+        let Some(set) = rooms.get(&room) else {
+            return true;
+        };
+        let mut complete = true;
+        for cid in set {
+            let Some(conn) = conns.get_mut(cid) else {
+                continue;
+            };
+            let Some(RoomSub::Live { last, .. }) = conn.rooms.get_mut(&room) else {
+                continue;
+            };
+            let wm = last.map_or(0, |m| m.0);
+            if wm >= id.0 {
+                continue;
+            }
+            if wm < prev.0 {
+                complete = false;
+                continue;
+            }
+            *last = Some(id);
+            conn.push_message(Some(id), q.text.clone());
+        }
+        complete
     }
 
     /// Sends a room event that is not a message (typing, edits, membership) to every
@@ -833,7 +913,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_held_socket_gets_its_ack_before_what_the_pump_found_meanwhile() {
+    async fn a_sending_socket_gets_each_ack_before_the_message_it_acknowledges() {
         let hub = hub(16);
         let mut a = hub.register(info(1)).expect("open");
         let mut b = hub.register(info(2)).expect("open");
@@ -844,19 +924,71 @@ mod tests {
         }
         text(&mut a.outbound);
         text(&mut b.outbound);
-        // A's send is being stored; the pump, rung by something else, reads the new row.
-        hub.hold(a.id);
-        hub.deliver_page(room, &[q(1)]);
+        // Two of A's sends are in flight (1 and 3); the pump, rung by something else,
+        // reads rows 1, 2 (B's) and 3 before either ack is queued.
+        hub.begin_send(a.id);
+        hub.begin_send(a.id);
+        hub.deliver_page(room, &[q(1), q(2)]);
         hub.deliver_room(room, &"typing".into(), Some("u2"));
+        hub.deliver_chained(room, MessageId(2), &q(3));
         assert!(text(&mut a.outbound).is_empty(), "held back");
-        assert_eq!(text(&mut b.outbound), ["m1"], "others are not held");
-        hub.release(a.id, Some("ack1".into()));
-        assert_eq!(text(&mut a.outbound), ["ack1", "m1", "typing"]);
-        // Released, the socket is live again; a refused send releases without an ack.
-        hub.deliver_page(room, &[q(2)]);
-        hub.hold(a.id);
-        hub.release(a.id, None);
-        assert_eq!(text(&mut a.outbound), ["m2"]);
+        assert_eq!(
+            text(&mut b.outbound),
+            ["m1", "m2", "m3"],
+            "others are not held"
+        );
+        // An ack releases what was held up to the first message newer than its own (the
+        // hub cannot tell B's 2 from another send of A's), in order.
+        hub.ack(a.id, MessageId(1), "ack1".into());
+        assert_eq!(text(&mut a.outbound), ["ack1", "m1"]);
+        hub.ack(a.id, MessageId(3), "ack3".into());
+        assert_eq!(text(&mut a.outbound), ["ack3", "m2", "typing", "m3"]);
+        hub.end_send(a.id, None);
+        hub.deliver_page(room, &[q(4)]);
+        assert!(text(&mut a.outbound).is_empty(), "one send still open");
+        hub.end_send(a.id, None);
+        assert_eq!(text(&mut a.outbound), ["m4"]);
+        // Live again; a refused or repeated send ends with its own reply, then the rest.
+        hub.begin_send(a.id);
+        hub.deliver_page(room, &[q(5)]);
+        hub.end_send(a.id, Some("again".into()));
+        assert_eq!(text(&mut a.outbound), ["again", "m5"]);
+        hub.deliver_page(room, &[q(6)]);
+        assert_eq!(text(&mut a.outbound), ["m6"]);
+    }
+
+    #[tokio::test]
+    async fn a_chained_message_goes_only_to_sockets_that_hold_its_predecessor() {
+        let hub = hub(16);
+        let mut a = hub.register(info(1)).expect("open");
+        let mut b = hub.register(info(2)).expect("open");
+        let room = RoomId(1);
+        for (c, upto) in [(&a, 5), (&b, 3)] {
+            hub.begin_join(c.id, room, "r");
+            hub.finish_join(c.id, room, "joined".into(), Some(MessageId(upto)), true);
+        }
+        text(&mut a.outbound);
+        text(&mut b.outbound);
+        // 7 follows 5: A has 5, B lacks 4 and 5, so the room must be read for B.
+        assert!(!hub.deliver_chained(room, MessageId(5), &q(7)));
+        assert_eq!(text(&mut a.outbound), ["m7"]);
+        assert!(text(&mut b.outbound).is_empty());
+        // The pump's page then gives B everything once, and A nothing twice.
+        hub.deliver_page(room, &[q(4), q(5), q(7)]);
+        assert_eq!(text(&mut b.outbound), ["m4", "m5", "m7"]);
+        assert!(text(&mut a.outbound).is_empty());
+        // Both hold 7 now: 8 goes to both; a repeat of 8 goes to nobody.
+        assert!(hub.deliver_chained(room, MessageId(7), &q(8)));
+        assert!(hub.deliver_chained(room, MessageId(7), &q(8)));
+        assert_eq!(text(&mut a.outbound), ["m8"]);
+        assert_eq!(text(&mut b.outbound), ["m8"]);
+        // The first message of a room follows 0.
+        let other = RoomId(2);
+        hub.begin_join(a.id, other, "o");
+        hub.finish_join(a.id, other, "joined".into(), None, true);
+        text(&mut a.outbound);
+        assert!(hub.deliver_chained(other, MessageId(0), &q(9)));
+        assert_eq!(text(&mut a.outbound), ["m9"]);
     }
 
     #[tokio::test]

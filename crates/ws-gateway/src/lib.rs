@@ -198,6 +198,8 @@ pub struct Core {
     pub(crate) admission: admission::Admission,
     /// Every `send` of this process goes through one group-commit writer.
     pub(crate) writer: MessageWriter,
+    /// The writer's hooks queue committed messages here; `fanout::announce` publishes them.
+    pub(crate) announce: tokio::sync::mpsc::UnboundedSender<domain::bus::Event>,
     /// Room slug → id, for `send`: slugs never change, and the id is needed before the
     /// post reaches the writer (the body is sealed for its room on the caller's side).
     /// std Mutex: the critical section never awaits.
@@ -242,6 +244,8 @@ impl Gateway {
         let admission = admission::Admission::new(&deps.config, settings);
         let writer = MessageWriter::start(&deps.db, deps.keys.clone(), settings.max_message_chars)
             .context("starting the message writer")?;
+        let (announce, announced) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(fanout::announce(hub.clone(), announced));
         let core = Arc::new(Core {
             hub: hub.clone(),
             db: deps.db,
@@ -255,6 +259,7 @@ impl Gateway {
             max_message_chars: settings.max_message_chars,
             admission,
             writer,
+            announce,
             room_ids: std::sync::Mutex::default(),
         });
         // Who is present already (other gateways' users), before events start to count.

@@ -100,6 +100,12 @@ pub enum Event {
     Message {
         room_id: RoomId,
         message: WireMessage,
+        /// The id of the room's message just before this one (0: the room's first),
+        /// when the publisher knows it (see `repo::message::Posted::prev`). A gateway
+        /// whose sockets hold everything up to `prev` delivers this message as it came;
+        /// otherwise, or when absent, it reads the room from the database.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev: Option<MessageId>,
     },
     Edited {
         room_id: RoomId,
@@ -175,6 +181,13 @@ pub enum BusError {
 #[async_trait::async_trait]
 pub trait Bus: Send + Sync + fmt::Debug {
     async fn publish(&self, topic: Topic, event: &Event) -> Result<(), BusError>;
+    /// Publishes several events in order; Redis sends them in one round trip.
+    async fn publish_many(&self, events: &[(Topic, Event)]) -> Result<(), BusError> {
+        for (topic, event) in events {
+            self.publish(*topic, event).await?;
+        }
+        Ok(())
+    }
     /// Counted: each call needs a matching [`Bus::unsubscribe`].
     async fn subscribe(&self, topic: Topic) -> Result<(), BusError>;
     async fn unsubscribe(&self, topic: Topic) -> Result<(), BusError>;

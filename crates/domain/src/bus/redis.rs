@@ -175,6 +175,34 @@ impl Bus for RedisBus {
         Ok(())
     }
 
+    async fn publish_many(&self, events: &[(Topic, Event)]) -> Result<(), BusError> {
+        // One pipeline on one connection: Redis runs the PUBLISHes in this order.
+        let mut pipe = ::redis::pipe();
+        for (topic, event) in events {
+            let channel = topic.channel(&self.shared.prefix);
+            let payload = seal(
+                &self.shared.keys,
+                &channel,
+                &Envelope {
+                    topic: *topic,
+                    event: event.clone(),
+                },
+            )?;
+            pipe.publish(channel, payload).ignore();
+        }
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let () = pipe
+            .query_async(&mut *conn)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        metrics::counter!("confab_bus_published_total").increment(events.len() as u64);
+        Ok(())
+    }
+
     async fn subscribe(&self, topic: Topic) -> Result<(), BusError> {
         let channel = topic.channel(&self.shared.prefix);
         let (reply, wait) = oneshot::channel();

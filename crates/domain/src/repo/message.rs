@@ -98,6 +98,11 @@ pub struct NewMessage {
 pub struct Posted {
     pub message: Message,
     pub created: bool,
+    /// For a message this call created through the group-commit writer: the id of the
+    /// room's message just before it (`MessageId(0)` when it is the room's first), read
+    /// under the room's write lock. A receiver that holds every message up to `prev` may
+    /// append this one without reading the room back. `None` when not known.
+    pub prev: Option<MessageId>,
 }
 
 impl Posted {
@@ -122,6 +127,7 @@ impl Posted {
                 deleted_at: None,
             },
             created: true,
+            prev: None,
         }
     }
 }
@@ -193,6 +199,7 @@ pub(crate) fn already_posted(new: &NewMessage, existing: Message) -> Result<Post
     Ok(Posted {
         message: existing,
         created: false,
+        prev: None,
     })
 }
 

@@ -121,6 +121,64 @@ both! {
         assert_eq!(mentions as usize, (TASKS - 1) * PER_TASK, "w0 is mentioned by everyone else's messages");
     }
 
+    fn each_created_message_links_to_its_rooms_previous_and_hooks_run_in_id_order(db: &TestDb) {
+        let k = keys();
+        let authors: Vec<_> = (0..4).map(|t| user(db, &format!("h{t}"))).collect();
+        let (room_a, room_b) = two_rooms(db);
+        type Seen = std::sync::Arc<std::sync::Mutex<Vec<(RoomId, MessageId, Option<MessageId>)>>>;
+        let hooked: Seen = Default::default();
+        let per_task = run(async {
+            let writer = MessageWriter::start(&db.db, k.clone(), MAX).unwrap();
+            let tasks: Vec<_> = authors.iter().enumerate().map(|(t, author)| {
+                let (writer, author, hooked) = (writer.clone(), author.clone(), hooked.clone());
+                tokio::spawn(async move {
+                    // Queued back to back, answers awaited afterwards: a pipelining socket.
+                    let mut answers = Vec::new();
+                    for i in 0..100 {
+                        let room = if (t + i) % 3 == 0 { room_a } else { room_b };
+                        // Every tenth post repeats the previous one's client_id: no hook.
+                        let cid = format!("t{t}-m{}", if i % 10 == 9 { i - 1 } else { i });
+                        let hooked = hooked.clone();
+                        let hook: domain::writer::OnCommit = Box::new(move |p| {
+                            hooked.lock().unwrap().push((p.message.room_id, p.message.id, p.prev));
+                        });
+                        let new = text(room, &author, &format!("{t}/{i}"), &cid);
+                        answers.push(writer.enqueue(new, pass(), hook).await.unwrap());
+                    }
+                    let mut ids = Vec::new();
+                    for answer in answers {
+                        let posted = answer.await;
+                        // The repeat of a post in another room is refused; in the same
+                        // room it gets the stored id.
+                        if let Ok(posted) = posted && posted.created {
+                            ids.push(posted.message.id);
+                        }
+                    }
+                    ids
+                })
+            }).collect();
+            join_all(tasks).await.into_iter().map(Result::unwrap).collect::<Vec<_>>()
+        });
+        for ids in &per_task {
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "posts queued in order are stored in order");
+        }
+        let hooked = hooked.lock().unwrap().clone();
+        let created: usize = per_task.iter().map(Vec::len).sum();
+        assert_eq!(hooked.len(), created, "one hook per created message, none for repeats");
+        assert!(hooked.windows(2).all(|w| w[0].1 < w[1].1), "hooks run in id order");
+        let mut c = db.db.get().unwrap();
+        for room in [room_a, room_b] {
+            let stored: Vec<MessageId> = read_all(&mut c, &k, room);
+            let chain: Vec<_> = hooked.iter().filter(|h| h.0 == room).collect();
+            assert_eq!(chain.iter().map(|h| h.1).collect::<Vec<_>>(), stored, "room {room}: every message hooked");
+            let mut prev = MessageId(0);
+            for (_, id, linked) in chain {
+                assert_eq!(*linked, Some(prev), "room {room}: {id} follows its predecessor");
+                prev = *id;
+            }
+        }
+    }
+
     fn one_bad_message_fails_alone_and_duplicates_share_an_id(db: &TestDb) {
         let k = keys();
         let ana = user(db, "ana");

@@ -186,6 +186,7 @@ async fn upload(
         client_id: None,
     };
     let event = Event::Message {
+        prev: None,
         room_id: room.id,
         message,
     };

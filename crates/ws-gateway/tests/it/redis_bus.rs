@@ -31,6 +31,7 @@ async fn wait_numsub(redis: &mut redis::aio::MultiplexedConnection, channel: &st
 
 fn message(body: &str) -> Event {
     Event::Message {
+        prev: None,
         room_id: RoomId(1),
         message: WireMessage {
             id: MessageId(1),
