@@ -342,7 +342,7 @@ fn write_pass(
     let committed = write_tx(conn, |conn| {
         let rooms = lock_rooms(conn, batch)?;
         let tops = room_tops(conn, &rooms)?;
-        let mut authors: HashMap<UserId, Option<Author>> = HashMap::new();
+        let mut authors = batch_authors(conn, batch)?;
         if !savepoints {
             return bulk_pass(conn, keys, batch, &rooms, &mut authors)
                 .map(|results| (results, tops))
@@ -587,6 +587,40 @@ fn room_tops(conn: &mut DbConn, rooms: &HashSet<i64>) -> Result<HashMap<i64, i64
             .collect::<Result<_, _>>()?,
     };
     Ok(tops.into_iter().map(|(r, t)| (r, t.unwrap_or(0))).collect())
+}
+
+/// The names of the batch's authors, in one query (a user with no row maps to `None`).
+/// Read inside the transaction, per batch: a display name changed before the commit is
+/// the one the message goes out with.
+fn batch_authors(conn: &mut DbConn, batch: &[Job]) -> Result<HashMap<UserId, Option<Author>>> {
+    use crate::db::schema::users;
+    use diesel::prelude::*;
+    let mut ids: Vec<i64> = batch
+        .iter()
+        .filter_map(|j| j.new.author_id.map(|a| a.0))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut authors: HashMap<UserId, Option<Author>> =
+        ids.iter().map(|&id| (UserId(id), None)).collect();
+    if ids.is_empty() {
+        return Ok(authors);
+    }
+    let rows: Vec<(i64, String, String)> = users::table
+        .filter(users::id.eq_any(&ids))
+        .select((users::id, users::username, users::display_name))
+        .load(conn)?;
+    for (id, username, display_name) in rows {
+        authors.insert(
+            UserId(id),
+            Some(Author {
+                id: UserId(id),
+                username,
+                display_name,
+            }),
+        );
+    }
+    Ok(authors)
 }
 
 /// Takes the write lock of every room in the batch and returns those that exist.

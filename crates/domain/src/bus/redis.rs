@@ -399,26 +399,81 @@ async fn pump(
             cmd = commands.recv() => match cmd {
                 None => return true,
                 Some(Command::Subscribe(channel, reply)) => {
-                    // Re-check the count: the last listener may have left meanwhile.
-                    let wanted = Topic::from_channel(&shared.prefix, &channel)
-                        .is_some_and(|t| shared.counts().contains(&t));
-                    let result = if wanted { sink.subscribe(&channel).await } else { Ok(()) };
-                    let failed = result.is_err();
-                    let _ = reply.send(result.map_err(|e| BusError::Unavailable(e.to_string())));
-                    if failed {
+                    // Sockets arriving together (a reconnect storm) each subscribe their
+                    // user's topic: what has queued up goes out as one SUBSCRIBE.
+                    let mut batch = vec![(channel, reply)];
+                    let mut next = None;
+                    while batch.len() < SUBSCRIBE_BATCH {
+                        match commands.try_recv() {
+                            Ok(Command::Subscribe(channel, reply)) => batch.push((channel, reply)),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if !subscribe_all(shared, sink, batch).await {
+                        return false;
+                    }
+                    if let Some(Command::Unsubscribe(channel)) = next
+                        && !unsubscribe(shared, sink, &channel).await
+                    {
                         return false;
                     }
                 }
                 Some(Command::Unsubscribe(channel)) => {
-                    let unwanted = Topic::from_channel(&shared.prefix, &channel)
-                        .is_some_and(|t| !shared.counts().contains(&t));
-                    if unwanted && sink.unsubscribe(&channel).await.is_err() {
+                    if !unsubscribe(shared, sink, &channel).await {
                         return false;
                     }
                 }
             },
         }
     }
+}
+
+/// Most channels in one SUBSCRIBE.
+const SUBSCRIBE_BATCH: usize = 512;
+
+/// Subscribes the channels still counted, in one command, and answers every caller;
+/// false when the connection failed.
+async fn subscribe_all(
+    shared: &Shared,
+    sink: &mut PubSubSink,
+    batch: Vec<(String, oneshot::Sender<Result<(), BusError>>)>,
+) -> bool {
+    // Re-check the counts: the last listener may have left meanwhile.
+    let wanted: Vec<&String> = {
+        let counts = shared.counts();
+        batch
+            .iter()
+            .map(|(channel, _)| channel)
+            .filter(|c| Topic::from_channel(&shared.prefix, c).is_some_and(|t| counts.contains(&t)))
+            .collect()
+    };
+    let result = if wanted.is_empty() {
+        Ok(())
+    } else {
+        sink.subscribe(wanted)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))
+    };
+    let failed = result.is_err();
+    for (_, reply) in batch {
+        let answer = match &result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(BusError::Unavailable(e.to_string())),
+        };
+        let _ = reply.send(answer);
+    }
+    !failed
+}
+
+/// Unsubscribes a channel no longer counted; false when the connection failed.
+async fn unsubscribe(shared: &Shared, sink: &mut PubSubSink, channel: &str) -> bool {
+    let unwanted =
+        Topic::from_channel(&shared.prefix, channel).is_some_and(|t| !shared.counts().contains(&t));
+    !(unwanted && sink.unsubscribe(channel).await.is_err())
 }
 
 #[cfg(test)]
