@@ -1,14 +1,20 @@
 //! The group-commit message writer: many posts, one transaction.
 //!
-//! Callers [`post`](MessageWriter::post) a message and await their own answer. One
-//! dedicated thread, holding one pooled connection for its life, takes whatever is
-//! queued (up to [`BATCH_CAP`]; it never waits on purpose: when one post is queued, a
-//! batch of one is written at once), writes the batch in **one** transaction, commits,
-//! and answers every caller with its own result. Per batch: one statement locks (and
-//! checks) its rooms, one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` stores its
-//! messages (the unique `(author, client_id)` index finds repeated posts: a repeat costs a
-//! lookup only when it is one); per message: its guard's reads, and its mentions if it
-//! names anyone.
+//! Callers [`post`](MessageWriter::post) a message and await their own answer, or
+//! [`enqueue`](MessageWriter::enqueue) it and await the answer later (a socket with
+//! several sends in flight). One dedicated thread, holding one pooled connection for its
+//! life, takes whatever is queued (up to [`BATCH_CAP`]; it never waits on purpose: when
+//! one post is queued, a batch of one is written at once), writes the batch in **one**
+//! transaction, commits, runs the posts' commit hooks in id order, and answers every
+//! caller with its own result.
+//!
+//! Per batch, whatever its size: one statement locks its rooms and reads them, one reads
+//! the authors' memberships in them and one their names ([`BatchView`], so the usual
+//! guard needs no query of its own), one the rooms' newest ids (each created message's
+//! [`Posted::prev`]), and the inserts: on PostgreSQL one multi-row
+//! `INSERT … ON CONFLICT DO NOTHING RETURNING`, on SQLite one cached statement per row
+//! (the unique `(author, client_id)` index finds repeated posts: a repeat costs a lookup
+//! only when it is one). Per message: its mentions, if it names anyone.
 //!
 //! Guarantees, the same as [`repo::message::post`]:
 //! - A message that fails (validation, its guard, a missing room, a constraint) fails
@@ -34,8 +40,9 @@ use crate::{
     DomainError, Result,
     crypto::{MessageKeys, Sealed},
     db::{Db, DbConn, PooledConn, write_tx},
-    ids::{MessageId, UserId},
-    model::Author,
+    ids::{MessageId, RoomId, UserId},
+    model::{Author, Room, RoomRole, User},
+    permissions::{self, Action},
     repo::{
         self,
         message::{NewMessage, Posted},
@@ -60,8 +67,59 @@ const QUEUE: usize = 8 * BATCH_CAP;
 
 /// A check run inside the message's transaction, after its room is locked and before the
 /// insert. Returning an error refuses that message only. It may run twice (when its batch
-/// is written again with savepoints), so it must only read.
-pub type Guard = Box<dyn Fn(&mut DbConn) -> Result<()> + Send>;
+/// is written again with savepoints), so it must only read. The [`BatchView`] holds what
+/// the writer read for the whole batch after its locks, so the usual check needs no query.
+pub type Guard = Box<dyn Fn(&mut DbConn, &BatchView) -> Result<()> + Send>;
+
+/// Read once per batch, after the batch's rooms are locked (so as fresh as a read of
+/// each guard's own): the batch's rooms and its authors' memberships in them.
+#[derive(Debug, Default)]
+pub struct BatchView {
+    rooms: HashMap<RoomId, Room>,
+    roles: HashMap<(RoomId, UserId), RoomRole>,
+    authors: HashSet<UserId>,
+}
+
+impl BatchView {
+    /// A room of the batch (`None`: not in the batch, or it does not exist).
+    pub fn room(&self, id: RoomId) -> Option<&Room> {
+        self.rooms.get(&id)
+    }
+
+    /// An author's role in a room of the batch: `Some(None)` when not a member; `None`
+    /// when the pair was not read (not the batch's).
+    pub fn role(&self, room: RoomId, user: UserId) -> Option<Option<RoomRole>> {
+        (self.rooms.contains_key(&room) && self.authors.contains(&user))
+            .then(|| self.roles.get(&(room, user)).copied())
+    }
+}
+
+/// The checks of a `send`: the room exists, `user` may post in it
+/// ([`permissions::decide`], as [`permissions::can`] would), and for a direct chat, nobody
+/// in it blocks them. Shared by the gateway and the persistence benchmark.
+pub fn may_post(user: User, room_id: RoomId) -> Guard {
+    Box::new(move |c, view| {
+        let read;
+        let room = match view.room(room_id) {
+            Some(room) => room,
+            None => {
+                read = repo::room::find(c, room_id)?;
+                &read
+            }
+        };
+        let role = match view.role(room_id, user.id) {
+            Some(role) => role,
+            None => repo::room::membership(c, room_id, user.id)?.map(|m| m.role),
+        };
+        let subject = permissions::subject(c, user.clone())?;
+        if !permissions::decide(&subject, Action::PostMessage, Some((room, role)))
+            || repo::block::stops_posting(c, room, user.id)?
+        {
+            return Err(DomainError::Forbidden);
+        }
+        Ok(())
+    })
+}
 
 /// Called on the writer thread once the message it came with is committed and created
 /// (not for a repeat of a stored `client_id`), before any caller is answered. The hooks
@@ -340,11 +398,12 @@ fn write_pass(
 ) -> Result<PassResults, Pass> {
     let mut unclean = false;
     let committed = write_tx(conn, |conn| {
-        let rooms = lock_rooms(conn, batch)?;
+        let view = batch_view(conn, batch)?;
+        let rooms: HashSet<i64> = view.rooms.keys().map(|r| r.0).collect();
         let tops = room_tops(conn, &rooms)?;
         let mut authors = batch_authors(conn, batch)?;
         if !savepoints {
-            return bulk_pass(conn, keys, batch, &rooms, &mut authors)
+            return bulk_pass(conn, keys, batch, &view, &mut authors)
                 .map(|results| (results, tops))
                 .map_err(|Unclean| {
                     unclean = true;
@@ -354,9 +413,9 @@ fn write_pass(
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
             let one = if savepoints {
-                conn.transaction(|c| write_one(c, keys, job, &rooms, &mut authors))
+                conn.transaction(|c| write_one(c, keys, job, &view, &mut authors))
             } else {
-                write_one(conn, keys, job, &rooms, &mut authors)
+                write_one(conn, keys, job, &view, &mut authors)
             };
             match &one {
                 Err(e) if !savepoints && !clean(e) => {
@@ -396,18 +455,18 @@ fn bulk_pass(
     conn: &mut DbConn,
     keys: &MessageKeys,
     batch: &[Job],
-    rooms: &HashSet<i64>,
+    view: &BatchView,
     authors: &mut HashMap<UserId, Option<Author>>,
 ) -> Result<Vec<Result<Posted>>, Unclean> {
     use crate::{db::schema::messages, time::Timestamp};
     use diesel::prelude::*;
     let mut results: Vec<Option<Result<Posted>>> = Vec::with_capacity(batch.len());
     for job in batch {
-        if !rooms.contains(&job.new.room_id.0) {
+        if view.room(job.new.room_id).is_none() {
             results.push(Some(Err(DomainError::NotFound)));
             continue;
         }
-        match job.guard.as_ref().map(|g| g(conn)).transpose() {
+        match job.guard.as_ref().map(|g| g(conn, view)).transpose() {
             Ok(_) => results.push(None),
             Err(e) if clean(&e) => results.push(Some(Err(e))),
             Err(_) => return Err(Unclean),
@@ -500,7 +559,7 @@ fn bulk_pass(
                     None => return Err(Unclean),
                 },
             },
-            _ => match write_one(conn, keys, job, rooms, authors) {
+            _ => match write_one(conn, keys, job, view, authors) {
                 Err(e) if !clean(&e) => return Err(Unclean),
                 one => one,
             },
@@ -520,14 +579,14 @@ fn write_one(
     conn: &mut DbConn,
     keys: &MessageKeys,
     job: &Job,
-    rooms: &HashSet<i64>,
+    view: &BatchView,
     authors: &mut HashMap<UserId, Option<Author>>,
 ) -> Result<Posted> {
-    if !rooms.contains(&job.new.room_id.0) {
+    if view.room(job.new.room_id).is_none() {
         return Err(DomainError::NotFound);
     }
     if let Some(guard) = &job.guard {
-        guard(conn)?;
+        guard(conn, view)?;
     }
     let inserted = repo::message::insert_sealed(conn, &job.new, &job.sealed, &mut |c, id| {
         if let Some(a) = authors.get(&id) {
@@ -623,24 +682,31 @@ fn batch_authors(conn: &mut DbConn, batch: &[Job]) -> Result<HashMap<UserId, Opt
     Ok(authors)
 }
 
-/// Takes the write lock of every room in the batch and returns those that exist.
-/// PostgreSQL: one `SELECT … FOR UPDATE` in id order (every writer locks in the same
-/// order, so batches of different processes cannot deadlock; a single post locks one
-/// room only). SQLite: the transaction already holds the database's write lock. Either
-/// way no room of the batch can be deleted before the commit.
-fn lock_rooms(conn: &mut DbConn, batch: &[Job]) -> Result<HashSet<i64>> {
-    use crate::db::schema::rooms;
-    use diesel::prelude::*;
+/// Takes the write lock of every room in the batch (see [`repo::room::lock_many`]),
+/// then reads what the guards need: the rooms that exist, and the authors' memberships in
+/// them (one query). Either way no room of the batch can be deleted before the commit.
+fn batch_view(conn: &mut DbConn, batch: &[Job]) -> Result<BatchView> {
     let mut ids: Vec<i64> = batch.iter().map(|j| j.new.room_id.0).collect();
     ids.sort_unstable();
     ids.dedup();
-    let query = rooms::table
-        .filter(rooms::id.eq_any(&ids))
-        .select(rooms::id)
-        .order(rooms::id.asc());
-    let found: Vec<i64> = match conn {
-        DbConn::Postgres(c) => query.for_update().load(c)?,
-        DbConn::Sqlite(_) => query.load(conn)?,
-    };
-    Ok(found.into_iter().collect())
+    let rooms: HashMap<RoomId, Room> = repo::room::lock_many(conn, &ids)?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect();
+    let mut authors = HashSet::new();
+    let mut roles = HashMap::new();
+    // Only guards read roles; a batch without any does not pay for them.
+    if batch.iter().any(|j| j.guard.is_some()) && !rooms.is_empty() {
+        authors = batch.iter().filter_map(|j| j.new.author_id).collect();
+        let room_ids: Vec<i64> = rooms.keys().map(|r| r.0).collect();
+        let user_ids: Vec<i64> = authors.iter().map(|u| u.0).collect();
+        for m in repo::room::memberships_among(conn, &room_ids, &user_ids)? {
+            roles.insert((m.room_id, m.user_id), m.role);
+        }
+    }
+    Ok(BatchView {
+        rooms,
+        roles,
+        authors,
+    })
 }

@@ -17,14 +17,12 @@
 use anyhow::{Context as _, bail};
 use diesel::{Connection as _, PgConnection, RunQueryDsl as _};
 use domain::{
-    DomainError,
     crypto::MessageKeys,
     db::{Backend, Db},
     ids::{RoomId, UserId},
     model::{MessageKind, RoomKind, RoomRole, User},
-    permissions::{self, Action},
     repo::{self, message::NewMessage, room::NewRoom, user::NewUser},
-    writer::MessageWriter,
+    writer::{BatchView, MessageWriter, may_post},
 };
 use serde::Serialize;
 use std::{
@@ -231,17 +229,6 @@ fn seed(db: &Db, opts: &PersistOptions) -> anyhow::Result<(Vec<User>, Vec<RoomId
     Ok((users, rooms))
 }
 
-/// The gateway's checks for `send`.
-fn may_post(c: &mut domain::db::DbConn, user: &User, room: RoomId) -> domain::Result<()> {
-    let room = repo::room::find(c, room)?;
-    if !permissions::can(c, user, Action::PostMessage, Some(&room))?
-        || repo::block::stops_posting(c, &room, user.id)?
-    {
-        return Err(DomainError::Forbidden);
-    }
-    Ok(())
-}
-
 async fn measure(url: &str, path: &str, opts: &PersistOptions) -> anyhow::Result<PersistRecord> {
     let db = Db::connect(url, opts.pool_size).context("opening the database")?;
     db.migrate().context("migrations")?;
@@ -288,12 +275,11 @@ async fn measure(url: &str, path: &str, opts: &PersistOptions) -> anyhow::Result
                             .await?
                     }
                     ("writer", Some(w)) => w.post(new).await?,
-                    ("writer-guard", Some(w)) => {
-                        w.post_guarded(new, Box::new(move |c| may_post(c, &user, room)))
-                            .await?
-                    }
+                    ("writer-guard", Some(w)) => w.post_guarded(new, may_post(user, room)).await?,
                     ("read-then-writer", Some(w)) => {
-                        db.run(move |c| may_post(c, &user, room)).await?;
+                        // The same checks, each read by the guard itself.
+                        db.run(move |c| may_post(user, room)(c, &BatchView::default()))
+                            .await?;
                         w.post(new).await?
                     }
                     _ => bail!("unknown path {path}"),

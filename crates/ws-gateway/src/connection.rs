@@ -385,16 +385,7 @@ impl Posting {
         impl Future<Output = Result<repo::message::Posted, DomainError>> + Send + 'static,
         DomainError,
     > {
-        let user = self.user.clone();
-        let guard: domain::writer::Guard = Box::new(move |c| {
-            let room = repo::room::find(c, room_id)?;
-            if !permissions::can(c, &user, Action::PostMessage, Some(&room))?
-                || repo::block::stops_posting(c, &room, user.id)?
-            {
-                return Err(DomainError::Forbidden);
-            }
-            Ok(())
-        });
+        let guard = domain::writer::may_post(self.user.clone(), room_id);
         let new = repo::message::NewMessage {
             room_id,
             author_id: Some(self.user.id),

@@ -204,6 +204,34 @@ pub fn membership(conn: &mut DbConn, room: RoomId, user: UserId) -> Result<Optio
     Ok(row.map(Membership::from))
 }
 
+/// The rooms of `ids` that exist, locked until the end of the transaction: PostgreSQL
+/// `FOR UPDATE` in id order (every writer locks in the same order, so two cannot
+/// deadlock); SQLite's transaction already holds the database's write lock.
+pub(crate) fn lock_many(conn: &mut DbConn, ids: &[i64]) -> Result<Vec<Room>> {
+    let query = rooms::table
+        .filter(rooms::id.eq_any(ids))
+        .order(rooms::id.asc());
+    let rows: Vec<RoomRow> = match conn {
+        DbConn::Postgres(c) => query.select(RoomRow::as_select()).for_update().load(c)?,
+        DbConn::Sqlite(c) => query.select(RoomRow::as_select()).load(c)?,
+    };
+    rows.into_iter().map(Room::try_from).collect()
+}
+
+/// The memberships of any of `users` in any of `rooms`, in one query.
+pub(crate) fn memberships_among(
+    conn: &mut DbConn,
+    rooms: &[i64],
+    users: &[i64],
+) -> Result<Vec<Membership>> {
+    let rows: Vec<MembershipRow> = memberships::table
+        .filter(memberships::room_id.eq_any(rooms))
+        .filter(memberships::user_id.eq_any(users))
+        .select(MembershipRow::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().map(Membership::from).collect())
+}
+
 /// The rooms a user belongs to, with their membership, by slug.
 pub fn rooms_of(conn: &mut DbConn, user: UserId) -> Result<Vec<(Room, Membership)>> {
     let rows: Vec<(RoomRow, MembershipRow)> = rooms::table

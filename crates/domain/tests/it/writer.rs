@@ -33,7 +33,7 @@ fn text(room: RoomId, author: &domain::model::User, body: &str, cid: &str) -> Ne
 
 /// A guard that lets the post through.
 fn pass() -> domain::writer::Guard {
-    Box::new(|_| Ok(()))
+    Box::new(|_, _| Ok(()))
 }
 
 fn two_rooms(db: &TestDb) -> (RoomId, RoomId) {
@@ -179,6 +179,61 @@ both! {
         }
     }
 
+    fn the_send_guard_reads_the_batch_view_as_fresh_as_its_own_reads(db: &TestDb) {
+        let k = keys();
+        let (ana, bob, cy, out) = (user(db, "ana"), user(db, "bob"), user(db, "cy"), user(db, "out"));
+        let private = {
+            let mut c = db.db.get().unwrap();
+            let room = repo::room::create(
+                &mut c,
+                &repo::room::NewRoom {
+                    slug: "private".into(),
+                    name: String::new(),
+                    topic: String::new(),
+                    kind: RoomKind::Private,
+                    created_by: None,
+                },
+            )
+            .unwrap()
+            .id;
+            repo::room::add_member(&mut c, room, ana.id, RoomRole::Member).unwrap();
+            repo::room::add_member(&mut c, room, bob.id, RoomRole::Member).unwrap();
+            repo::room::add_member(&mut c, room, cy.id, RoomRole::ReadOnly).unwrap();
+            room
+        };
+        let guard = |u: &domain::model::User| domain::writer::may_post(u.clone(), private);
+        let (first, second) = run(async {
+            let writer = MessageWriter::start(&db.db, k.clone(), MAX).unwrap();
+            // One batch: a member, a read-only member, an outsider, a missing room.
+            let first = join_all([
+                writer.post_guarded(text(private, &ana, "in", "a1"), guard(&ana)),
+                writer.post_guarded(text(private, &cy, "read-only", "c1"), guard(&cy)),
+                writer.post_guarded(text(private, &out, "outsider", "o1"), guard(&out)),
+                writer.post_guarded(text(RoomId(999_999), &bob, "nowhere", "b0"), domain::writer::may_post(bob.clone(), RoomId(999_999))),
+            ])
+            .await;
+            // Bob removed by a committed transaction: his next post is refused.
+            {
+                let mut c = db.db.get().unwrap();
+                assert!(repo::room::remove_member(&mut c, private, bob.id).unwrap());
+            }
+            let second = join_all([
+                writer.post_guarded(text(private, &bob, "after removal", "b1"), guard(&bob)),
+                writer.post_guarded(text(private, &ana, "still in", "a2"), guard(&ana)),
+            ])
+            .await;
+            (first, second)
+        });
+        assert!(first[0].as_ref().is_ok_and(|p| p.created), "{:?}", first[0]);
+        assert!(matches!(first[1], Err(DomainError::Forbidden)), "{:?}", first[1]);
+        assert!(matches!(first[2], Err(DomainError::Forbidden)), "{:?}", first[2]);
+        assert!(matches!(first[3], Err(DomainError::NotFound)), "{:?}", first[3]);
+        assert!(matches!(second[0], Err(DomainError::Forbidden)), "{:?}", second[0]);
+        assert!(second[1].as_ref().is_ok_and(|p| p.created), "{:?}", second[1]);
+        let mut c = db.db.get().unwrap();
+        assert_eq!(read_all(&mut c, &k, private).len(), 2, "only the two allowed posts");
+    }
+
     fn one_bad_message_fails_alone_and_duplicates_share_an_id(db: &TestDb) {
         let k = keys();
         let ana = user(db, "ana");
@@ -187,7 +242,7 @@ both! {
             let writer = MessageWriter::start(&db.db, k.clone(), MAX).unwrap();
             // The first post's guard holds the writer for a moment, so everything below is
             // queued meanwhile and written as one batch.
-            let slow = writer.post_guarded(text(room, &ana, "first", "slow"), Box::new(|_| {
+            let slow = writer.post_guarded(text(room, &ana, "first", "slow"), Box::new(|_, _| {
                 std::thread::sleep(std::time::Duration::from_millis(300));
                 Ok(())
             }));
@@ -196,14 +251,14 @@ both! {
                 join_all([
                     writer.post_guarded(text(room, &ana, "one", "a"), pass()),
                     writer.post_guarded(text(RoomId(999_999), &ana, "no such room", "b"), pass()),
-                    writer.post_guarded(text(room, &ana, "refused", "c"), Box::new(|_| Err(DomainError::Forbidden))),
+                    writer.post_guarded(text(room, &ana, "refused", "c"), Box::new(|_, _| Err(DomainError::Forbidden))),
                     writer.post_guarded(text(room, &ana, "dup first", "d"), pass()),
                     writer.post_guarded(text(room, &ana, "dup second", "d"), pass()),
                     writer.post_guarded(text(room, &ana, "   ", "e"), pass()),
                     writer.post_guarded(text(room, &ana, "two", "f"), pass()),
                     // A failed statement: the batch is rolled back and written again with a
                     // savepoint per message (on PostgreSQL the transaction was aborted).
-                    writer.post_guarded(text(room, &ana, "bad sql", "g"), Box::new(|c| {
+                    writer.post_guarded(text(room, &ana, "bad sql", "g"), Box::new(|c, _| {
                         use diesel::RunQueryDsl;
                         diesel::sql_query("SELECT no_such_column FROM no_such_table").execute(c)?;
                         Ok(())
@@ -241,7 +296,7 @@ both! {
         run(async {
             let writer = MessageWriter::start(&db.db, k.clone(), MAX).unwrap();
             let boom = writer
-                .post_guarded(text(room, &ana, "boom", "p1"), Box::new(|_| panic!("a bug in a guard")))
+                .post_guarded(text(room, &ana, "boom", "p1"), Box::new(|_, _| panic!("a bug in a guard")))
                 .await;
             assert!(boom.is_err(), "{boom:?}");
             let after = writer.post(text(room, &ana, "after", "p2")).await.unwrap();
@@ -264,7 +319,7 @@ both! {
             writer.post(text(room, &ana, "stored before", "old")).await.unwrap();
             let slow = writer.post_guarded(
                 text(room, &ana, "first", "slow"),
-                Box::new(|_| {
+                Box::new(|_, _| {
                     std::thread::sleep(std::time::Duration::from_millis(300));
                     Ok(())
                 }),
@@ -279,7 +334,7 @@ both! {
                     writer.post_guarded(text(other, &ana, "elsewhere", "old"), pass()),
                     writer.post_guarded(
                         text(room, &bob, "refused", "r"),
-                        Box::new(|_| Err(DomainError::Forbidden)),
+                        Box::new(|_, _| Err(DomainError::Forbidden)),
                     ),
                     writer.post_guarded(text(RoomId(999_999), &bob, "nowhere", "n"), pass()),
                     writer.post_guarded(text(other, &bob, "y", "y"), pass()),
