@@ -259,8 +259,14 @@ pub async fn connect(ep: &Endpoint, ident: &Ident, source: Option<IpAddr>) -> an
         req.headers_mut()
             .insert("Cookie", HeaderValue::from_str(cookie)?);
     }
-    let (mut ws, _) =
-        tokio_tungstenite::client_async_with_config(req, stream, Some(client_config())).await?;
+    // A server out of descriptors leaves connections in its accept queue: the TCP connect
+    // succeeds and the upgrade never answers. Count that as a failed connect.
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio_tungstenite::client_async_with_config(req, stream, Some(client_config())),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer to the upgrade within 30 s"))??;
     loop {
         let text = next_text(&mut ws).await?;
         if text.contains("\"hello\"") {
