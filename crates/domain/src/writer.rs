@@ -399,11 +399,10 @@ fn write_pass(
     let mut unclean = false;
     let committed = write_tx(conn, |conn| {
         let view = batch_view(conn, batch)?;
-        let rooms: HashSet<i64> = view.rooms.keys().map(|r| r.0).collect();
-        let tops = room_tops(conn, &rooms)?;
-        let mut authors = batch_authors(conn, batch)?;
+        let tops = room_tops(conn, &view)?;
+        let authors = batch_authors(conn, batch)?;
         if !savepoints {
-            return bulk_pass(conn, keys, batch, &view, &mut authors)
+            return bulk_pass(conn, keys, batch, &view, &authors)
                 .map(|results| (results, tops))
                 .map_err(|Unclean| {
                     unclean = true;
@@ -413,9 +412,9 @@ fn write_pass(
         let mut results = Vec::with_capacity(batch.len());
         for job in batch {
             let one = if savepoints {
-                conn.transaction(|c| write_one(c, keys, job, &view, &mut authors))
+                conn.transaction(|c| write_one(c, keys, job, &view, &authors))
             } else {
-                write_one(conn, keys, job, &view, &mut authors)
+                write_one(conn, keys, job, &view, &authors)
             };
             match &one {
                 Err(e) if !savepoints && !clean(e) => {
@@ -456,7 +455,7 @@ fn bulk_pass(
     keys: &MessageKeys,
     batch: &[Job],
     view: &BatchView,
-    authors: &mut HashMap<UserId, Option<Author>>,
+    authors: &HashMap<UserId, Option<Author>>,
 ) -> Result<Vec<Result<Posted>>, Unclean> {
     use crate::{db::schema::messages, time::Timestamp};
     use diesel::prelude::*;
@@ -481,18 +480,7 @@ fn bulk_pass(
     if !keyed.is_empty() {
         let values: Vec<_> = keyed
             .iter()
-            .map(|&i| {
-                let (new, sealed) = (&batch[i].new, &batch[i].sealed);
-                (
-                    messages::room_id.eq(new.room_id.0),
-                    messages::author_id.eq(new.author_id.map(|a| a.0)),
-                    messages::kind.eq(new.kind.as_str()),
-                    messages::key_id.eq(&sealed.key_id),
-                    messages::body.eq(&sealed.bytes),
-                    messages::client_id.eq(new.client_id.as_deref()),
-                    messages::created_at.eq(now.0),
-                )
-            })
+            .map(|&i| repo::message::NewRow::of(&batch[i].new, &batch[i].sealed, now))
             .collect();
         let returned = (messages::id, messages::author_id, messages::client_id);
         let rows: Vec<(i64, Option<i64>, Option<String>)> = match conn {
@@ -544,14 +532,7 @@ fn bulk_pass(
                             &new.body,
                         )?;
                     }
-                    let author = match authors.get(&a) {
-                        Some(x) => x.clone(),
-                        None => {
-                            let x = repo::message::author_of(conn, a)?;
-                            authors.insert(a, x.clone());
-                            x
-                        }
-                    };
+                    let author = authors.get(&a).cloned().flatten();
                     Ok(Posted::fresh(new, MessageId(id), author, now))
                 }
                 _ => match repo::message::existing_post(conn, keys, new)? {
@@ -580,7 +561,7 @@ fn write_one(
     keys: &MessageKeys,
     job: &Job,
     view: &BatchView,
-    authors: &mut HashMap<UserId, Option<Author>>,
+    authors: &HashMap<UserId, Option<Author>>,
 ) -> Result<Posted> {
     if view.room(job.new.room_id).is_none() {
         return Err(DomainError::NotFound);
@@ -588,13 +569,8 @@ fn write_one(
     if let Some(guard) = &job.guard {
         guard(conn, view)?;
     }
-    let inserted = repo::message::insert_sealed(conn, &job.new, &job.sealed, &mut |c, id| {
-        if let Some(a) = authors.get(&id) {
-            return Ok(a.clone());
-        }
-        let a = repo::message::author_of(c, id)?;
-        authors.insert(id, a.clone());
-        Ok(a)
+    let inserted = repo::message::insert_sealed(conn, &job.new, &job.sealed, &mut |_, id| {
+        Ok(authors.get(&id).cloned().flatten())
     })?;
     match inserted {
         Some(posted) => Ok(posted),
@@ -610,7 +586,7 @@ fn write_one(
 /// so nothing newer can be committed in these rooms before this batch's commit.
 /// PostgreSQL: one statement (a fresh snapshot, taken after the locks were granted);
 /// SQLite: one indexed `max` per room, in-process.
-fn room_tops(conn: &mut DbConn, rooms: &HashSet<i64>) -> Result<HashMap<i64, i64>> {
+fn room_tops(conn: &mut DbConn, view: &BatchView) -> Result<HashMap<i64, i64>> {
     use crate::db::schema::messages;
     use diesel::{
         prelude::*,
@@ -623,7 +599,7 @@ fn room_tops(conn: &mut DbConn, rooms: &HashSet<i64>) -> Result<HashMap<i64, i64
         #[diesel(sql_type = Nullable<BigInt>)]
         top: Option<i64>,
     }
-    let ids: Vec<i64> = rooms.iter().copied().collect();
+    let ids: Vec<i64> = view.rooms.keys().map(|r| r.0).collect();
     let tops: Vec<(i64, Option<i64>)> = match conn {
         DbConn::Postgres(pg) => diesel::sql_query(
             "SELECT r AS room, (SELECT max(m.id) FROM messages m WHERE m.room_id = r) AS top \

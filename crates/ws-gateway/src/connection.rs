@@ -405,11 +405,13 @@ impl Posting {
             // The slug named the room the post was stored under: it is that room's slug.
             let message = wire_message(&slug, &posted.message);
             hub.ack(conn, message.id, ack_frame(&message).to_text());
-            let _ = announce.send(Event::Message {
-                room_id: posted.message.room_id,
+            let room_id = posted.message.room_id;
+            let event = Event::Message {
+                room_id,
                 message,
                 prev: posted.prev,
-            });
+            };
+            let _ = announce.send((Topic::Room(room_id), event));
         });
         self.core.writer.enqueue(new, guard, on_commit).await
     }

@@ -188,44 +188,37 @@ pub async fn run(hub: Arc<Hub>, db: Db, keys: MessageKeys) {
 /// (the writer's hooks queue them in id order), so a room's messages reach every gateway
 /// in order and each can be delivered as it came (see `Hub::deliver_chained`).
 /// Whatever has queued up meanwhile goes out together, in one round trip to Redis.
-pub async fn announce(hub: Arc<Hub>, mut queue: mpsc::UnboundedReceiver<Event>) {
+pub async fn announce(hub: Arc<Hub>, mut queue: mpsc::UnboundedReceiver<(Topic, Event)>) {
     const MOST: usize = 256;
-    let mut batch = Vec::with_capacity(MOST);
-    while queue.recv_many(&mut batch, MOST).await > 0 {
-        let events: Vec<(Topic, Event)> = batch
-            .drain(..)
-            .filter_map(|event| match &event {
-                Event::Message { room_id, .. } => Some((Topic::Room(*room_id), event)),
-                _ => None,
-            })
-            .collect();
+    let mut events = Vec::with_capacity(MOST);
+    while queue.recv_many(&mut events, MOST).await > 0 {
         if let Err(e) = hub.bus().publish_many(&events).await {
             tracing::warn!(error = %e, "bus publish failed; delivering locally");
-            for (_, event) in &events {
-                if let Event::Message {
-                    room_id, message, ..
-                } = event
-                {
-                    hub.ring(*room_id, &message.room);
-                }
+            for (topic, event) in events.drain(..) {
+                deliver_locally(&hub, topic, event);
             }
         }
+        events.clear();
     }
 }
 
 /// Publishes an event; when the bus fails, this gateway's own sockets still get it.
 pub async fn publish_or_deliver(hub: &Hub, topic: Topic, event: Event) {
     if let Err(e) = hub.bus().publish(topic, &event).await {
-        // Stored already; other gateways' sockets catch up from the database when their
-        // bus comes back (it resyncs). This gateway's own sockets must not wait for
-        // that: deliver here as the bus echo would have.
         tracing::warn!(error = %e, "bus publish failed; delivering locally");
-        match &event {
-            Event::Message {
-                room_id, message, ..
-            } => hub.ring(*room_id, &message.room),
-            _ => dispatch(hub, &Envelope { topic, event }),
-        }
+        deliver_locally(hub, topic, event);
+    }
+}
+
+/// What the bus echo would have done, for this gateway's sockets only: the event is
+/// stored already, and other gateways' sockets catch up from the database when their bus
+/// comes back (it resyncs), but this gateway's own must not wait for that.
+fn deliver_locally(hub: &Hub, topic: Topic, event: Event) {
+    match &event {
+        Event::Message {
+            room_id, message, ..
+        } => hub.ring(*room_id, &message.room),
+        _ => dispatch(hub, &Envelope { topic, event }),
     }
 }
 

@@ -199,7 +199,7 @@ pub struct Core {
     /// Every `send` of this process goes through one group-commit writer.
     pub(crate) writer: MessageWriter,
     /// The writer's hooks queue committed messages here; `fanout::announce` publishes them.
-    pub(crate) announce: tokio::sync::mpsc::UnboundedSender<domain::bus::Event>,
+    pub(crate) announce: tokio::sync::mpsc::UnboundedSender<(Topic, domain::bus::Event)>,
     /// Room slug → id, for `send`: slugs never change, and the id is needed before the
     /// post reaches the writer (the body is sealed for its room on the caller's side).
     /// std Mutex: the critical section never awaits.

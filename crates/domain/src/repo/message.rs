@@ -225,10 +225,37 @@ pub(crate) fn author_of(conn: &mut DbConn, id: UserId) -> Result<Option<Author>>
     }))
 }
 
+/// One stored message row as written (here and, many at a time, by the writer).
+#[derive(Insertable)]
+#[diesel(table_name = messages)]
+pub(crate) struct NewRow<'a> {
+    room_id: i64,
+    author_id: Option<i64>,
+    kind: &'a str,
+    key_id: &'a str,
+    body: &'a [u8],
+    client_id: Option<&'a str>,
+    created_at: i64,
+}
+
+impl<'a> NewRow<'a> {
+    pub(crate) fn of(new: &'a NewMessage, sealed: &'a Sealed, now: Timestamp) -> NewRow<'a> {
+        NewRow {
+            room_id: new.room_id.0,
+            author_id: new.author_id.map(|a| a.0),
+            kind: new.kind.as_str(),
+            key_id: &sealed.key_id,
+            body: &sealed.bytes,
+            client_id: new.client_id.as_deref(),
+            created_at: now.0,
+        }
+    }
+}
+
 /// The write half of [`post`], inside a write transaction that already holds the room's
 /// lock ([`lock_room`]): the insert and the mentions. `None` when the `(author,
 /// client_id)` is already stored (nothing written). The stored message is built from what
-/// was written, not read back; `author` finds the author's names (the writer caches them
+/// was written, not read back; `author` finds the author's names (the writer reads them
 /// per batch).
 pub(crate) fn insert_sealed(
     conn: &mut DbConn,
@@ -237,15 +264,7 @@ pub(crate) fn insert_sealed(
     author: &mut dyn FnMut(&mut DbConn, UserId) -> Result<Option<Author>>,
 ) -> Result<Option<Posted>> {
     let now = Timestamp::now();
-    let values = (
-        messages::room_id.eq(new.room_id.0),
-        messages::author_id.eq(new.author_id.map(|a| a.0)),
-        messages::kind.eq(new.kind.as_str()),
-        messages::key_id.eq(&sealed.key_id),
-        messages::body.eq(&sealed.bytes),
-        messages::client_id.eq(new.client_id.as_deref()),
-        messages::created_at.eq(now.0),
-    );
+    let values = NewRow::of(new, sealed, now);
     // The unique `(author_id, client_id)` index answers "posted before?" in the insert
     // itself: no row back means that post is already stored.
     let id: Option<i64> = per_backend!(conn, c => diesel::insert_into(messages::table)
