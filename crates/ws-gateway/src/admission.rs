@@ -57,16 +57,8 @@ impl Admission {
     }
 
     /// The client's address, as http-app tells it (`domain::settings::client_address`).
-    pub fn client_address(&self, req: &actix_web::HttpRequest) -> Option<IpAddr> {
-        let forwarded = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        domain::settings::client_address(
-            &self.trusted_proxies,
-            req.peer_addr().map(|a| a.ip()),
-            forwarded,
-        )
+    pub fn client_address(&self, peer: Option<IpAddr>, forwarded: Option<&str>) -> Option<IpAddr> {
+        domain::settings::client_address(&self.trusted_proxies, peer, forwarded)
     }
 }
 

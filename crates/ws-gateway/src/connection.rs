@@ -1,5 +1,5 @@
 //! One socket's task, written over a `Stream` of [`Inbound`] frames and a `Sink` of
-//! [`Outbound`] frames, so it runs the same over actix-ws and over plain channels in
+//! [`Outbound`] frames, so it runs the same over a real connection ([`crate::socket`]) and over plain channels in
 //! tests.
 //!
 //! Guarantees:
@@ -69,6 +69,8 @@ const RECENT_PAGE: i64 = 50;
 const MAX_SENDS_IN_FLIGHT: usize = 32;
 /// How long the final flush and close frame may take before the socket is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Queued frames written together at most (one write each batch).
+const WRITE_BATCH: usize = 64;
 
 /// Why a frame was refused.
 #[derive(Debug)]
@@ -111,19 +113,11 @@ enum End {
     Close(CloseFrame),
 }
 
-/// Cuts the transport when a close cannot be delivered (a peer that stopped reading).
-pub type Cut = Box<dyn FnOnce() + Send>;
-
-/// Runs one socket until it ends. Never panics on bad input. `cut`, if given, is called
-/// when the final flush and close frame do not go through within a second, to drop the
+/// Runs one socket until it ends. Never panics on bad input. The final flush and close
+/// frame get [`CLOSE_TIMEOUT`]; the caller then drops the transport, which closes the
 /// connection underneath a peer that stopped reading.
-pub async fn run<S, K>(
-    core: Arc<Core>,
-    identity: Identity,
-    mut incoming: S,
-    mut sink: K,
-    cut: Option<Cut>,
-) where
+pub async fn run<S, K>(core: Arc<Core>, identity: Identity, mut incoming: S, mut sink: K)
+where
     S: Stream<Item = Inbound> + Unpin,
     K: Sink<Outbound> + Unpin,
 {
@@ -201,7 +195,19 @@ pub async fn run<S, K>(
                 tokio::select! {
                     out = outbound.recv() => {
                         let Some(out) = out else { return End::Client };
-                        if sink.send(out).await.is_err() {
+                        // Whatever else is queued goes out in the same write.
+                        let mut batch = Some(out);
+                        let mut fed = 0;
+                        while let Some(out) = batch.take() {
+                            if sink.feed(out).await.is_err() {
+                                return End::Client;
+                            }
+                            fed += 1;
+                            if fed < WRITE_BATCH {
+                                batch = outbound.try_recv().ok();
+                            }
+                        }
+                        if sink.flush().await.is_err() {
                             return End::Client;
                         }
                     }
@@ -283,10 +289,8 @@ pub async fn run<S, K>(
     if tokio::time::timeout(CLOSE_TIMEOUT, Box::pin(finish))
         .await
         .is_err()
-        && let Some(cut) = cut
     {
         tracing::debug!(conn_id = id, "peer not reading; cutting the connection");
-        cut();
     }
     drop(registration);
 }
@@ -1161,7 +1165,6 @@ mod tests {
                 who.clone(),
                 Box::pin(incoming),
                 Box::pin(out),
-                None,
             ));
             let mut c = Client { to, from, task };
             assert_eq!(c.next().await["type"], "hello");
@@ -1184,7 +1187,6 @@ mod tests {
             ann,
             Box::pin(incoming),
             Box::pin(out),
-            None,
         );
         let size = std::mem::size_of_val(&task);
         assert!(size <= 4096, "the socket task's future is {size} bytes");

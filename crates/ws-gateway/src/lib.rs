@@ -6,7 +6,8 @@
 //!   [`Application::run_until_stopped`] serves `/ws`, `/healthz`, `/readyz`, `/metrics`
 //!   until SIGTERM/SIGINT, then closes every socket with 1012 and drains;
 //! - mounted next to http-app in one actix `App` (`confab serve`): build a [`Gateway`]
-//!   once with [`Gateway::start`], call [`Gateway::configure`] in the app factory, and
+//!   once with [`Gateway::start`], serve the app with [`serve`] (it hands WebSocket
+//!   upgrades to the gateway), call [`Gateway::configure`] in the app factory, and
 //!   [`Gateway::shutdown`] before stopping the server.
 
 mod admission;
@@ -17,10 +18,12 @@ pub mod presence;
 pub mod protocol;
 pub mod roster;
 mod routes;
+mod server;
+mod socket;
 
-pub use routes::on_connect;
+pub use server::{Tls, serve};
 
-use actix_web::{App, HttpServer, cookie::Key, dev::Server, web};
+use actix_web::{App, cookie::Key, dev::Server, web};
 use anyhow::Context as _;
 use domain::{
     bus::{SharedBus, Topic, memory::MemoryBus, redis::RedisBus},
@@ -61,7 +64,7 @@ pub struct GatewayConfig {
     /// Catch-up reads (`join` pages) running at once; the rest wait.
     pub catchup_concurrency: usize,
     /// The kernel send buffer of each WebSocket connection (`None`: the OS autotunes it,
-    /// up to megabytes per socket). Needs [`on_connect`] on the server.
+    /// up to megabytes per socket).
     pub socket_send_buffer: Option<usize>,
     /// `join` frames per socket (rate, burst).
     pub joins_per_sec: f64,
@@ -278,7 +281,7 @@ impl Gateway {
         cfg.service(
             web::resource("/ws")
                 .app_data(web::Data::from(self.core.clone()))
-                .route(web::get().to(routes::ws)),
+                .route(web::get().to(routes::not_upgraded)),
         );
     }
 
@@ -382,19 +385,12 @@ impl Application {
         let port = listener.local_addr()?.port();
         let gw = gateway.clone();
         let grace = gateway.core.config.shutdown_grace;
-        let server = HttpServer::new(move || {
+        let tls = domain::service::tls_server_config(&settings)?;
+        let server = serve(&gateway, listener, tls, grace, move || {
             App::new()
                 .configure(|cfg| gw.configure(cfg))
                 .configure(|cfg| gw.configure_probes(cfg))
-        })
-        .on_connect(on_connect)
-        .disable_signals()
-        .shutdown_timeout(grace.as_secs().max(1));
-        let server = match domain::service::tls_server_config(&settings)? {
-            Some(tls) => server.listen_rustls_0_23(listener, tls)?,
-            None => server.listen(listener)?,
-        }
-        .run();
+        })?;
         Ok(Application {
             port,
             server,

@@ -1,92 +1,176 @@
 //! HTTP edge: the `/ws` handshake (Origin, then the signed session cookie, then the
-//! per-user and per-address socket limits, all before any upgrade), the actix-ws ⇄
-//! connection-task glue (with the session-expiry watcher beside each socket), and the
-//! probes.
+//! per-user and per-address socket limits, all before any upgrade), taking the upgraded
+//! connection over from actix-http (framing in [`crate::socket`]) with the session-expiry
+//! watcher beside each socket, and the probes.
 
 use crate::{
     Core,
     admission::{self, Refused},
-    connection::{self, Identity, Inbound},
-    hub::Outbound,
+    connection::{self, Identity},
+    socket,
 };
-use actix_web::{
-    HttpRequest, HttpResponse,
-    cookie::CookieJar,
-    http::header,
-    web::{self, Bytes},
+use actix_http::{
+    ConnectionType, Request, Response, StatusCode,
+    body::BodySize,
+    h1,
+    header::{self, HeaderValue},
+    ws,
 };
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Message, ProtocolError};
+use actix_web::{HttpResponse, cookie::Cookie, cookie::CookieJar, web};
+use bytes::Bytes;
 use domain::{auth::SessionKey, repo};
-use futures_util::{SinkExt, StreamExt};
-use std::sync::Arc;
+use futures_util::SinkExt;
+use std::{io, net::SocketAddr, sync::Arc};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
 
-/// A second handle on a connection's TCP socket, so a peer that stopped reading can be
-/// cut off: actix keeps a stalled connection open while its write buffer is full, and a
-/// close frame cannot get through. Installed by [`on_connect`].
-#[derive(Clone)]
-pub struct PeerSocket(Arc<std::net::TcpStream>);
+/// A connection the gateway can take over after the upgrade: plain TCP, or TLS over TCP
+/// (`confab serve` with a certificate).
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + 'static {
+    fn tcp(&self) -> &TcpStream;
+}
 
-/// Pass to `HttpServer::on_connect` wherever `/ws` is served, so slow readers can be
-/// disconnected for real (without it they are only detached from the hub).
-pub fn on_connect(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
-    use actix_web::rt::net::TcpStream;
-    use std::os::fd::AsFd;
-    let tcp = conn.downcast_ref::<TcpStream>().or_else(|| {
-        // Served over TLS by actix itself (`confab serve` with a certificate).
-        conn.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<TcpStream>>()
-            .map(|tls| tls.get_ref().0)
-    });
-    if let Some(tcp) = tcp
-        && let Ok(fd) = tcp.as_fd().try_clone_to_owned()
-    {
-        ext.insert(PeerSocket(Arc::new(std::net::TcpStream::from(fd))));
+impl Transport for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
     }
 }
 
-/// Why a handshake was refused (logged; the client only sees the status).
-fn refuse(status: actix_web::http::StatusCode, reason: &'static str) -> HttpResponse {
-    metrics::counter!("confab_ws_handshakes_refused_total", "reason" => reason).increment(1);
-    tracing::info!(
-        reason,
-        status = status.as_u16(),
-        "WebSocket handshake refused"
-    );
-    HttpResponse::build(status)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(reason)
+impl Transport for actix_tls::accept::rustls_0_23::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
+/// A refused handshake: the status and a short reason (logged and sent as the body).
+struct Refusal {
+    status: StatusCode,
+    reason: &'static str,
+    retry_after: Option<u64>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, reason: &'static str) -> Refusal {
+        Refusal {
+            status,
+            reason,
+            retry_after: None,
+        }
+    }
+
+    /// Answers the request and closes the connection.
+    async fn send<T: Transport>(
+        self,
+        mut framed: actix_codec::Framed<T, h1::Codec>,
+    ) -> io::Result<()> {
+        metrics::counter!("confab_ws_handshakes_refused_total", "reason" => self.reason)
+            .increment(1);
+        tracing::info!(
+            reason = self.reason,
+            status = self.status.as_u16(),
+            "WebSocket handshake refused"
+        );
+        let mut res = Response::build(self.status)
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
+            .finish()
+            .drop_body();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        // The request asked for an upgrade; this answer ends the connection instead.
+        res.head_mut().set_connection_type(ConnectionType::Close);
+        let body = Bytes::from_static(self.reason.as_bytes());
+        framed
+            .feed(h1::Message::Item((res, BodySize::Sized(body.len() as u64))))
+            .await?;
+        framed.feed(h1::Message::Chunk(Some(body))).await?;
+        framed.send(h1::Message::Chunk(None)).await?;
+        framed.close().await
+    }
 }
 
 /// The session key in a request's signed session cookie, if the signature holds.
-fn session_key(core: &Core, req: &HttpRequest) -> Option<SessionKey> {
-    let cookie = req.cookie(core.cookie_name)?;
+fn session_key(core: &Core, head: &actix_http::RequestHead) -> Option<SessionKey> {
+    let cookie = head
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| Cookie::parse(c.trim()).ok())
+        .find(|c| c.name() == core.cookie_name)?;
     let mut jar = CookieJar::new();
     jar.add_original(cookie.into_owned());
     let verified = jar.signed(&core.cookie_key).get(core.cookie_name)?;
     SessionKey::from_cookie(verified.value())
 }
 
-pub(crate) async fn ws(
-    req: HttpRequest,
-    body: web::Payload,
-    core: web::Data<Core>,
-) -> actix_web::Result<HttpResponse> {
-    use actix_web::http::StatusCode;
-    let core = core.into_inner();
+/// A connection lost while its handshake was answered: nothing more to tell the client
+/// (actix logs it).
+#[derive(Debug)]
+pub(crate) struct Lost(io::Error);
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "connection lost during the WebSocket handshake: {}",
+            self.0
+        )
+    }
+}
+
+impl From<Lost> for Response<actix_http::body::BoxBody> {
+    fn from(_: Lost) -> Self {
+        Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+/// What a handshake that passed every check hands to the socket.
+struct Admitted {
+    identity: Identity,
+    expires_at: domain::time::Timestamp,
+    permit: admission::SocketPermit,
+}
+
+async fn admit(
+    core: &Arc<Core>,
+    head: &actix_http::RequestHead,
+    peer: Option<SocketAddr>,
+) -> Result<Admitted, Refusal> {
+    if head.uri.path() != "/ws" {
+        return Err(Refusal::new(StatusCode::NOT_FOUND, "not found"));
+    }
+    if ws::verify_handshake(head).is_err() {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "not a WebSocket handshake",
+        ));
+    }
     if core.hub.is_closing() {
-        return Ok(refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
+        return Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down",
+        ));
     }
     // Cross-site WebSocket hijacking: browsers always send Origin on a WebSocket
     // handshake, so a missing one is refused too.
-    let origin_ok = req
+    let origin_ok = head
         .headers()
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|o| core.allowed_origins.iter().any(|a| a == o));
     if !origin_ok {
-        return Ok(refuse(StatusCode::FORBIDDEN, "origin not allowed"));
+        return Err(Refusal::new(StatusCode::FORBIDDEN, "origin not allowed"));
     }
-    let Some(key) = session_key(&core, &req) else {
-        return Ok(refuse(StatusCode::UNAUTHORIZED, "no valid session cookie"));
+    let Some(key) = session_key(core, head) else {
+        return Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "no valid session cookie",
+        ));
     };
     let lookup = key.clone();
     let live = match core
@@ -94,18 +178,24 @@ pub(crate) async fn ws(
         .run(move |c| repo::session::find_live(c, &lookup))
         .await
     {
-        Ok(live) => live,
+        Ok(Some(live)) => live,
+        Ok(None) => {
+            return Err(Refusal::new(StatusCode::UNAUTHORIZED, "session not live"));
+        }
         Err(e) => {
             tracing::error!(error = %e, "session look-up failed");
-            return Ok(refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
+            return Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
         }
-    };
-    let Some(live) = live else {
-        return Ok(refuse(StatusCode::UNAUTHORIZED, "session not live"));
     };
     // Sockets per user and per address on this process; the permit lives as long as the
     // socket's task.
-    let address = core.admission.client_address(&req);
+    let forwarded = head
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let address = core
+        .admission
+        .client_address(peer.map(|a| a.ip()), forwarded);
     let permit = match core.admission.sockets.admit(live.user.id, address) {
         Ok(permit) => permit,
         Err(which) => {
@@ -113,57 +203,69 @@ pub(crate) async fn ws(
                 Refused::User => "too many sockets for this user",
                 Refused::Address => "too many sockets from this address",
             };
-            let mut res = refuse(StatusCode::TOO_MANY_REQUESTS, reason);
-            res.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from(admission::RETRY_AFTER_SECS),
-            );
-            return Ok(res);
+            return Err(Refusal {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                reason,
+                retry_after: Some(admission::RETRY_AFTER_SECS),
+            });
         }
     };
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let expires_at = live.session.expires_at;
-    let identity = Identity {
-        session_id: live.session.id,
-        user: live.user,
-        session_key: key,
+    Ok(Admitted {
+        expires_at: live.session.expires_at,
+        identity: Identity {
+            session_id: live.session.id,
+            user: live.user,
+            session_key: key,
+        },
+        permit,
+    })
+}
+
+/// actix-http's upgrade hook: every request asking for an upgrade comes here with its
+/// connection. A refused one is answered and closed; an admitted one is answered with
+/// 101 and becomes a socket, run until it ends.
+pub(crate) async fn take_over<T: Transport>(
+    core: Arc<Core>,
+    req: Request,
+    mut framed: actix_codec::Framed<T, h1::Codec>,
+) -> Result<(), Lost> {
+    let admitted = match admit(&core, req.head(), req.peer_addr()).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal.send(framed).await.map_err(Lost),
     };
-    let max = core.max_frame_bytes;
-    let incoming = stream
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max)
-        .map(|item| match item {
-            Ok(AggregatedMessage::Text(text)) => Inbound::Text(text.to_string()),
-            Ok(AggregatedMessage::Binary(_)) => Inbound::Binary,
-            Ok(AggregatedMessage::Ping(p)) => Inbound::Ping(p.to_vec()),
-            Ok(AggregatedMessage::Pong(_)) => Inbound::Pong,
-            Ok(AggregatedMessage::Close(_)) => Inbound::Close,
-            Err(ProtocolError::Overflow) => Inbound::TooLarge,
-            // actix-ws reports an oversized joined continuation as this I/O error.
-            Err(ProtocolError::Io(e)) if e.to_string().contains("maximum continuation size") => {
-                Inbound::TooLarge
-            }
-            Err(e) => Inbound::Broken(e.to_string()),
-        });
-    let sink =
-        session.with(|out: Outbound| std::future::ready(Ok::<_, actix_ws::Closed>(to_actix(out))));
-    let peer = req.conn_data::<PeerSocket>().cloned();
-    if let Some(peer) = &peer {
-        // Frames are small and latency matters: an ack followed by a message must not
-        // wait for a delayed ACK (Nagle).
-        let _ = peer.0.set_nodelay(true);
-    }
-    if let (Some(peer), Some(size)) = (&peer, core.config.socket_send_buffer) {
+    let res = ws::handshake_response(req.head()).finish().drop_body();
+    drop(req);
+    framed
+        .send(h1::Message::Item((res, BodySize::None)))
+        .await
+        .map_err(Lost)?;
+    // The dispatcher's buffers go with the framing: what the client sent behind its
+    // handshake (a first frame) is copied out, the 8 KiB buffers are freed.
+    let actix_codec::FramedParts { io, read_buf, .. } = framed.into_parts();
+    let early = Bytes::copy_from_slice(&read_buf);
+    drop(read_buf);
+    Box::pin(run_socket(core, admitted, io, early)).await;
+    Ok(())
+}
+
+async fn run_socket<T: Transport>(core: Arc<Core>, admitted: Admitted, io: T, early: Bytes) {
+    let Admitted {
+        identity,
+        expires_at,
+        permit,
+    } = admitted;
+    // Frames are small and latency matters: an ack followed by a message must not wait
+    // for a delayed ACK (Nagle).
+    let _ = io.tcp().set_nodelay(true);
+    if let Some(size) = core.config.socket_send_buffer {
         // A fixed, small kernel send buffer bounds what a peer that stops reading can pin
         // in memory, and makes it fall behind (and get dropped) soon.
-        let _ = socket2::SockRef::from(&*peer.0).set_send_buffer_size(size);
+        let _ = socket2::SockRef::from(io.tcp()).set_send_buffer_size(size);
     }
-    let cut: Option<connection::Cut> = peer.map(|peer| {
-        Box::new(move || {
-            let _ = peer.0.shutdown(std::net::Shutdown::Both);
-        }) as connection::Cut
-    });
+    let (read, write) = tokio::io::split(io);
+    let incoming = socket::Reader::new(read, &early, core.max_frame_bytes);
+    drop(early);
+    let sink = socket::Writer::new(write);
     let span =
         tracing::info_span!("ws", user_id = %identity.user.id, session_id = %identity.session_id);
     let expiry = admission::close_at_expiry(
@@ -174,7 +276,9 @@ pub(crate) async fn ws(
         expires_at,
     );
     let task = async move {
-        let socket = connection::run(core, identity, Box::pin(incoming), Box::pin(sink), cut);
+        // When it returns, both halves of the connection are dropped: the socket is
+        // closed for real, even under a peer that stopped reading.
+        let socket = connection::run(core, identity, incoming, sink);
         tokio::pin!(socket);
         // The watcher only asks the hub to close the socket; the socket's own task still
         // sends the close frame and ends as usual.
@@ -184,20 +288,14 @@ pub(crate) async fn ws(
         }
         drop(permit);
     };
-    actix_web::rt::spawn(tracing::Instrument::instrument(task, span));
-    Ok(response)
+    tracing::Instrument::instrument(task, span).await;
 }
 
-fn to_actix(out: Outbound) -> Message {
-    match out {
-        Outbound::Text(text) => Message::Text(text),
-        Outbound::Ping(p) => Message::Ping(Bytes::from(p)),
-        Outbound::Pong(p) => Message::Pong(Bytes::from(p)),
-        Outbound::Close(frame) => Message::Close(Some(CloseReason {
-            code: CloseCode::from(frame.code),
-            description: (!frame.reason.is_empty()).then_some(frame.reason),
-        })),
-    }
+/// `GET /ws` without an upgrade (an upgrade never reaches the app).
+pub(crate) async fn not_upgraded() -> HttpResponse {
+    HttpResponse::BadRequest()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body("not a WebSocket handshake")
 }
 
 pub(crate) async fn healthz() -> HttpResponse {

@@ -4,7 +4,7 @@
 //! no users yet.
 
 use crate::cli::CliError;
-use actix_web::{App, HttpServer};
+use actix_web::App;
 use anyhow::Context as _;
 use domain::{
     bus::{SharedBus, memory::MemoryBus, redis::RedisBus},
@@ -73,23 +73,16 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let gw = gateway.clone();
     let app_state = state.clone();
-    let server = HttpServer::new(move || {
+    let tls = domain::service::tls_server_config(&settings)?;
+    // `ws_gateway::serve` rather than `HttpServer`: WebSocket upgrades go to the gateway,
+    // which takes their connections over.
+    let server = ws_gateway::serve(&gateway, listener, tls, Duration::from_secs(5), move || {
         App::new()
             .wrap(TracingLogger::default())
             // `/ws` first: http-app's scope answers every other path.
             .configure(|cfg| gw.configure(cfg))
             .service(http_app::service(app_state.clone()))
-    })
-    // TCP_NODELAY and a small send buffer on sockets, so acks are not held back and a
-    // client that stops reading is noticed.
-    .on_connect(ws_gateway::on_connect)
-    .disable_signals()
-    .shutdown_timeout(5);
-    let server = match domain::service::tls_server_config(&settings)? {
-        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
-        None => server.listen(listener)?,
-    }
-    .run();
+    })?;
 
     println!("Confab is running at {scheme}://{address}/");
     if let Some(path) = state.setup_path() {
