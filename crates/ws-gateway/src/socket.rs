@@ -32,8 +32,9 @@ const WRITE_HIGH: usize = 64 * 1024;
 pub struct Reader<R> {
     io: R,
     buf: BytesMut,
-    /// The buffer grew past [`READ_CHUNK`] for a large frame: replace it once empty.
-    grown: bool,
+    /// Bytes read into `buf`'s allocation: past [`READ_CHUNK`] it may have grown (the
+    /// codec reserves a large frame's length), so it is replaced once empty.
+    read_into: usize,
     codec: Codec,
     max: usize,
     /// A fragmented message being joined: (is text, bytes so far).
@@ -47,7 +48,7 @@ impl<R> Reader<R> {
         Reader {
             io,
             buf: BytesMut::from(read),
-            grown: false,
+            read_into: read.len(),
             codec: Codec::new().max_size(max),
             max,
             partial: None,
@@ -98,18 +99,16 @@ impl<R> Reader<R> {
         })
     }
 
-    /// The read buffer for the next read: a fresh small one when the last large frame
+    /// The read buffer for the next read: a fresh small one once a burst or a large frame
     /// has been consumed, room for the rest of a partial frame otherwise.
     fn make_room(&mut self) {
-        if self.buf.is_empty() && self.grown {
+        if self.buf.is_empty() && self.read_into > READ_CHUNK {
             self.buf = BytesMut::new();
-            self.grown = false;
+            self.read_into = 0;
         }
         if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
             // A partial frame: double what is there, so a large frame takes few reads.
-            let more = self.buf.len().max(READ_CHUNK);
-            self.grown |= !self.buf.is_empty();
-            self.buf.reserve(more);
+            self.buf.reserve(self.buf.len().max(READ_CHUNK));
         }
     }
 }
@@ -160,7 +159,7 @@ impl<R: AsyncRead + Unpin> Stream for Reader<R> {
                     this.done = true;
                     return Poll::Ready(None);
                 }
-                Ok(_) => {}
+                Ok(n) => this.read_into += n,
                 Err(e) => {
                     this.done = true;
                     return Poll::Ready(Some(Inbound::Broken(e.to_string())));
@@ -247,5 +246,186 @@ impl<W: AsyncWrite + Unpin> Sink<Outbound> for Writer<W> {
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.as_mut().poll_flush(cx))?;
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A client's (masked) frames, from one codec: continuations need its state.
+    struct Client(Codec);
+
+    impl Client {
+        fn new() -> Client {
+            Client(Codec::new().client_mode())
+        }
+
+        fn frame(&mut self, message: Message) -> BytesMut {
+            let mut out = BytesMut::new();
+            self.0.encode(message, &mut out).expect("encode");
+            out
+        }
+    }
+
+    fn client(message: Message) -> BytesMut {
+        Client::new().frame(message)
+    }
+
+    fn text(s: &str) -> Message {
+        Message::Text(s.into())
+    }
+
+    fn part(item: Item) -> Message {
+        Message::Continuation(item)
+    }
+
+    fn expect_text(item: Option<Inbound>, want: &str) {
+        match item {
+            Some(Inbound::Text(t)) => assert_eq!(t, want),
+            other => panic!("expected text {want:?}, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_behind_the_handshake_and_fragments_arrive_whole_and_in_order() {
+        let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+        let early = client(text("first"));
+        let mut reader = Reader::new(ours, &early, 1024);
+        let mut c = Client::new();
+        let mut wire = BytesMut::new();
+        wire.extend(c.frame(part(Item::FirstText(Bytes::from_static(b"he")))));
+        // A control frame may come between the fragments of a message.
+        wire.extend(c.frame(Message::Ping(Bytes::from_static(b"p"))));
+        wire.extend(c.frame(part(Item::Continue(Bytes::from_static(b"ll")))));
+        wire.extend(c.frame(part(Item::Last(Bytes::from_static(b"o")))));
+        wire.extend(c.frame(Message::Binary(Bytes::from_static(b"\x00"))));
+        wire.extend(c.frame(Message::Close(None)));
+        // Byte by byte: every frame boundary falls mid-read somewhere.
+        for byte in wire.iter() {
+            peer.write_all(&[*byte]).await.expect("write");
+        }
+        drop(peer);
+        expect_text(reader.next().await, "first");
+        assert!(matches!(reader.next().await, Some(Inbound::Ping(p)) if p == b"p"));
+        expect_text(reader.next().await, "hello");
+        assert!(matches!(reader.next().await, Some(Inbound::Binary)));
+        assert!(matches!(reader.next().await, Some(Inbound::Close)));
+        assert!(reader.next().await.is_none(), "the peer hung up");
+    }
+
+    #[tokio::test]
+    async fn the_size_limit_holds_for_one_frame_and_for_a_joined_message() {
+        let mut c = Client::new();
+        let joined = [
+            c.frame(part(Item::FirstText(Bytes::from_static(b"012345")))),
+            c.frame(part(Item::Last(Bytes::from_static(b"6789ab")))),
+        ]
+        .concat();
+        for wire in [client(text("0123456789ab")).to_vec(), joined] {
+            let (mut peer, ours) = tokio::io::duplex(1024);
+            let mut reader = Reader::new(ours, b"", 10);
+            peer.write_all(&wire).await.expect("write");
+            assert!(matches!(reader.next().await, Some(Inbound::TooLarge)));
+            assert!(reader.next().await.is_none(), "nothing after a refusal");
+        }
+        // At the limit exactly, joined: accepted.
+        let (mut peer, ours) = tokio::io::duplex(1024);
+        let mut reader = Reader::new(ours, b"", 10);
+        let mut c = Client::new();
+        peer.write_all(&c.frame(part(Item::FirstText(Bytes::from_static(b"01234")))))
+            .await
+            .expect("write");
+        peer.write_all(&c.frame(part(Item::Last(Bytes::from_static(b"56789")))))
+            .await
+            .expect("write");
+        expect_text(reader.next().await, "0123456789");
+    }
+
+    #[tokio::test]
+    async fn bad_frames_break_the_socket_with_a_reason() {
+        let unmasked = {
+            let mut out = BytesMut::new();
+            // The server-side codec writes unmasked frames, which a client must not send.
+            Codec::new().encode(text("hi"), &mut out).expect("encode");
+            out
+        };
+        let not_utf8 = client(Message::Text(
+            bytestring::ByteString::try_from(Bytes::from_static(b"ok")).expect("utf-8"),
+        ));
+        let mut not_utf8 = not_utf8.to_vec();
+        // Flip the masked payload's bytes so the unmasked text is not UTF-8.
+        let n = not_utf8.len();
+        not_utf8[n - 1] ^= 0x80;
+        not_utf8[n - 2] ^= 0x80;
+        for (wire, why) in [(unmasked.to_vec(), "unmasked"), (not_utf8, "UTF-8")] {
+            let (mut peer, ours) = tokio::io::duplex(1024);
+            let mut reader = Reader::new(ours, b"", 1024);
+            peer.write_all(&wire).await.expect("write");
+            match reader.next().await {
+                Some(Inbound::Broken(reason)) => {
+                    assert!(reason.contains(why), "{reason:?} should say {why}")
+                }
+                other => panic!("expected a broken socket, got {other:?}"),
+            }
+            assert!(reader.next().await.is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_leaves_no_large_buffer_behind() {
+        let (mut peer, ours) = tokio::io::duplex(256 * 1024);
+        let (read, write) = tokio::io::split(ours);
+        let mut reader = Reader::new(read, b"", 64 * 1024);
+        let mut writer = Writer::new(write);
+
+        // In: one 40 KB frame, then quiet.
+        let big = "x".repeat(40_000);
+        peer.write_all(&client(text(&big))).await.expect("write");
+        expect_text(reader.next().await, &big);
+        peer.write_all(&client(text("small"))).await.expect("write");
+        expect_text(reader.next().await, "small");
+        assert!(
+            reader.buf.capacity() <= READ_CHUNK,
+            "read buffer kept {} bytes",
+            reader.buf.capacity()
+        );
+
+        // Out: a 40 KB frame and a small one, fed together, leave in order in one flush.
+        writer
+            .feed(Outbound::Text(big.clone().into()))
+            .await
+            .expect("feed");
+        writer
+            .feed(Outbound::Text("after".into()))
+            .await
+            .expect("feed");
+        writer.flush().await.expect("flush");
+        assert_eq!(writer.buf.capacity(), 0, "the burst's buffer is given back");
+        writer
+            .send(Outbound::Text("small".into()))
+            .await
+            .expect("send");
+        assert!(writer.buf.capacity() <= WRITE_KEEP);
+
+        let mut got = BytesMut::new();
+        let mut codec = Codec::new().client_mode().max_size(64 * 1024);
+        let mut frames = Vec::new();
+        while frames.len() < 3 {
+            peer.read_buf(&mut got).await.expect("read");
+            while let Some(frame) = codec.decode(&mut got).expect("decode") {
+                frames.push(frame);
+            }
+        }
+        assert_eq!(
+            frames,
+            vec![
+                Frame::Text(Bytes::from(big)),
+                Frame::Text(Bytes::from_static(b"after")),
+                Frame::Text(Bytes::from_static(b"small")),
+            ]
+        );
     }
 }

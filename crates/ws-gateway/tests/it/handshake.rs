@@ -109,3 +109,114 @@ async fn over_https_only_the_host_prefixed_session_cookie_is_read() {
     Ws::connect(gw.port, &ann).await;
     gw.stop().await;
 }
+
+/// Writes `request` on a fresh connection and reads until the response head is complete:
+/// (status, head, bytes that came after the head, the connection).
+async fn raw_request(port: u16, request: &[u8]) -> (u16, String, Vec<u8>, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.write_all(request).await.expect("write");
+    let mut got = Vec::new();
+    let end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 1024];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .expect("an answer within 10 s")
+            .expect("read");
+        assert!(n > 0, "closed before a response head: {got:?}");
+        got.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..end]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    (status, head, got[end..].to_vec(), s)
+}
+
+fn upgrade_request(path: &str, upgrade: &str, cookie: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: {upgrade}\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Origin: {ORIGIN}\r\nCookie: {cookie}\r\n\r\n"
+    )
+}
+
+/// A client's text frame (masked, as the protocol requires).
+fn masked_text(payload: &str) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let bytes = payload.as_bytes();
+    assert!(bytes.len() < 126, "short frames only");
+    let mut frame = vec![0x81, 0x80 | bytes.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(bytes.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+#[tokio::test]
+async fn only_websocket_upgrades_to_ws_are_taken_and_a_frame_behind_the_handshake_counts() {
+    let _serial = REDIS_KILL.read().await;
+    let w = World::new(default_backend());
+    let gw = w.gateway(fast_config()).await;
+    let ann = w.person("ann").await;
+    let port = gw.port;
+
+    let (status, body) = http_get(port, "/ws").await;
+    assert_eq!((status, body.as_str()), (400, "not a WebSocket handshake"));
+    let (status, head, _, _) = raw_request(
+        port,
+        upgrade_request("/elsewhere", "websocket", &ann.cookie).as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 404, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    let (status, _, _, _) =
+        raw_request(port, upgrade_request("/ws", "h2c", &ann.cookie).as_bytes()).await;
+    assert_eq!(status, 400, "an upgrade to something else than WebSocket");
+    let garbage = format!("{}=garbage", domain::auth::session_cookie_name(false));
+    let (status, head, mut body, mut tcp) = raw_request(
+        port,
+        upgrade_request("/ws", "websocket", &garbage).as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 401, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("cache-control: no-store"),
+        "{head}"
+    );
+    // The refusal is the whole answer: its body, then the connection ends.
+    tokio::io::AsyncReadExt::read_to_end(&mut tcp, &mut body)
+        .await
+        .expect("read");
+    assert_eq!(String::from_utf8_lossy(&body), "no valid session cookie");
+
+    // The client's first frame in the same write as its handshake is not lost with the
+    // handshake's buffer.
+    let mut request = upgrade_request("/ws", "websocket", &ann.cookie).into_bytes();
+    request.extend(masked_text(r#"{"type":"join","room":"no-such-room"}"#));
+    let (status, head, rest, tcp) = raw_request(port, &request).await;
+    assert_eq!(status, 101, "{head}");
+    let stream = tokio_tungstenite::WebSocketStream::from_partially_read(
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+        rest,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    let mut ws = Ws { stream };
+    assert_eq!(ws.next().await["type"], "hello");
+    let answer = ws.next().await;
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert_eq!(answer["code"], "not_found", "{answer}");
+    gw.stop().await;
+}
