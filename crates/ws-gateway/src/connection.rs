@@ -165,20 +165,11 @@ where
         violations: 0,
         in_flight: std::sync::Mutex::default(),
     };
-    let (online, away) = Box::pin(present_usernames(&core, &conn.identity.user.username)).await;
     // `hello` goes straight to the sink, ahead of whatever the hub queued since the
     // registration (presence changes, account notices): the protocol promises it first.
     // The queued events follow it in order, so the client still ends on the current state.
-    let hello = ServerFrame::Hello {
-        protocol: 1,
-        user: WireUser {
-            username: conn.identity.user.username.clone(),
-            display_name: conn.identity.user.display_name.clone(),
-        },
-        online,
-        away,
-    };
-    if sink.send(Outbound::Text(hello.to_text())).await.is_err() {
+    let hello = Box::pin(hello_text(&core, &conn.identity.user)).await;
+    if sink.send(Outbound::Text(hello)).await.is_err() {
         return;
     }
     metrics::counter!("confab_ws_frames_out_total").increment(1);
@@ -293,6 +284,23 @@ where
         tracing::debug!(conn_id = id, "peer not reading; cutting the connection");
     }
     drop(registration);
+}
+
+/// The `hello` frame, serialised. Its own function so the name lists (up to
+/// [`ONLINE_SNAPSHOT_MAX`] strings, tens of KB) are freed once it is written: held in the
+/// socket's task, they were most of an idle socket's memory.
+async fn hello_text(core: &Core, user: &domain::model::User) -> bytestring::ByteString {
+    let (online, away) = present_usernames(core, &user.username).await;
+    ServerFrame::Hello {
+        protocol: 1,
+        user: WireUser {
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+        },
+        online,
+        away,
+    }
+    .to_text()
 }
 
 /// The room and one of its messages; a message of another room is not found.
