@@ -152,11 +152,8 @@ pub async fn close_at_expiry(
         // A little past the instant, so the database agrees it has passed.
         tokio::time::sleep(Duration::from_micros(left_us) + Duration::from_millis(20)).await;
         let key = key.clone();
-        match core
-            .db
-            .run(move |c| repo::session::find_live(c, &key))
-            .await
-        {
+        // Boxed: this future lives beside every socket, the read only for a moment.
+        match Box::pin(core.db.run(move |c| repo::session::find_live(c, &key))).await {
             Ok(Some(live)) => expires_at = live.session.expires_at,
             Ok(None) => {
                 let closed = core.hub.kick_sessions(
