@@ -217,6 +217,14 @@ impl Opened {
         r.connect_p99_ms = pct(&self.connect, 0.99);
         r.connect_max_ms = (!self.connect.is_empty()).then(|| ms(self.connect.max()));
     }
+
+    /// Adds another batch of sockets opened in the same scenario.
+    fn merge(&mut self, other: Opened) {
+        self.established += other.established;
+        self.failed += other.failed;
+        // Same histogram bounds on both sides: adding cannot fail.
+        let _ = self.connect.add(&other.connect);
+    }
 }
 
 /// Open sockets with their reader tasks (and writer tasks for senders).
@@ -557,14 +565,16 @@ async fn idle(target: &Target, opts: &Options, prefix: &str) -> anyhow::Result<R
         opts.idle_users.clamp(1, n.max(1)),
     )
     .await?;
-    let plans = (0..n)
-        .map(|i| SocketPlan {
-            ident: users[i % users.len()].clone(),
-            state: SockState::new(i, String::new(), 0),
-            since: None,
-            sender: None,
-        })
-        .collect();
+    let plan = |i: usize| SocketPlan {
+        ident: users[i % users.len()].clone(),
+        state: SockState::new(i, String::new(), 0),
+        since: None,
+        sender: None,
+    };
+    // Two halves, RSS read after each: the growth over the second half is what one more
+    // idle socket costs, without the process's first heap growth and fixed start-up
+    // costs that the first half also pays for.
+    let half = n / 2;
     // Let the previous scenario's memory settle before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss0 = target.procs.rss_bytes();
@@ -572,9 +582,14 @@ async fn idle(target: &Target, opts: &Options, prefix: &str) -> anyhow::Result<R
     let server = target.procs.cpu_window();
     let me = Procs::me().cpu_window();
     let t0 = Instant::now();
-    let (live, opened) = open(target, opts, plans, false, &c).await;
+    let (live_a, opened_a) = open(target, opts, (0..half).map(plan).collect(), false, &c).await;
+    tokio::time::sleep(Duration::from_secs_f64(opts.idle_hold)).await;
+    let rss_half = target.procs.rss_bytes();
+    let (live, mut opened) = open(target, opts, (half..n).map(plan).collect(), false, &c).await;
     tokio::time::sleep(Duration::from_secs_f64(opts.idle_hold)).await;
     let rss1 = target.procs.rss_bytes();
+    let second = opened.established;
+    opened.merge(opened_a);
     let mut r = Record {
         target: target.name.clone(),
         scenario: "idle".into(),
@@ -588,10 +603,15 @@ async fn idle(target: &Target, opts: &Options, prefix: &str) -> anyhow::Result<R
             .zip(rss1)
             .filter(|_| opened.established > 0)
             .map(|(a, b)| (b as f64 - a as f64) / opened.established as f64),
+        rss_marginal_per_conn_bytes: rss_half
+            .zip(rss1)
+            .filter(|_| second > 0)
+            .map(|(a, b)| (b as f64 - a as f64) / second as f64),
         ..Record::default()
     };
     opened.fill(&mut r);
     live.close().await;
+    live_a.close().await;
     Ok(r)
 }
 
