@@ -220,3 +220,72 @@ async fn only_websocket_upgrades_to_ws_are_taken_and_a_frame_behind_the_handshak
     assert_eq!(answer["code"], "not_found", "{answer}");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_gateway_serving_tls_itself_takes_wss_sockets() {
+    let _serial = REDIS_KILL.read().await;
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .expect("self-signed certificate");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+    let mut w = World::new(default_backend());
+    w.settings.https = true;
+    w.settings.tls_cert = Some(cert);
+    w.settings.tls_key = Some(key);
+    let gw = w.gateway(fast_config()).await;
+    let ann = w.person("ann").await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(certified.cert.der().clone())
+        .expect("trust the certificate");
+    let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let client = std::sync::Arc::new(client);
+    let request = |cookie: Option<&str>| {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("wss://localhost:{}/ws", gw.port)
+            .into_client_request()
+            .expect("request");
+        req.headers_mut()
+            .insert("Origin", ORIGIN.parse().expect("header"));
+        if let Some(c) = cookie {
+            req.headers_mut()
+                .insert("Cookie", c.parse().expect("header"));
+        }
+        req
+    };
+    let connect = |cookie: Option<&str>| {
+        tokio_tungstenite::connect_async_tls_with_config(
+            request(cookie),
+            None,
+            false,
+            Some(tokio_tungstenite::Connector::Rustls(client.clone())),
+        )
+    };
+
+    // Refused over TLS as over plain HTTP: the status, then nothing more.
+    match connect(None).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status().as_u16(), 401)
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("the upgrade should have been refused"),
+    }
+    let (stream, _) = connect(Some(&ann.cookie)).await.expect("wss handshake");
+    let mut ws = Ws { stream };
+    let hello = ws.next().await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+    assert_eq!(hello["user"]["username"], "ann");
+    ws.send(serde_json::json!({"type": "join", "room": "no-such-room"}))
+        .await;
+    assert_eq!(ws.next().await["code"], "not_found");
+    gw.stop().await;
+}
