@@ -100,7 +100,9 @@ fn session_key(core: &Core, head: &actix_http::RequestHead) -> Option<SessionKey
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|c| Cookie::parse(c.trim()).ok())
+        // Percent-decoded, as actix-web reads cookies: the session cookie's signed value
+        // is set encoded, and browsers send it back as set.
+        .filter_map(|c| Cookie::parse_encoded(c.trim()).ok())
         .find(|c| c.name() == core.cookie_name)?;
     let mut jar = CookieJar::new();
     jar.add_original(cookie.into_owned());

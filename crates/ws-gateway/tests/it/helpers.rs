@@ -72,7 +72,8 @@ pub fn signed_cookie(settings: &Settings, value: &str) -> String {
     jar.signed_mut(&key)
         .add(Cookie::new(name, value.to_owned()));
     let c = jar.get(name).expect("cookie just added");
-    format!("{}={}", c.name(), c.value())
+    // Percent-encoded, as http-app sets it and a browser sends it back.
+    c.encoded().to_string()
 }
 
 pub struct World {
