@@ -1,6 +1,6 @@
 //! One socket's task, written over a `Stream` of [`Inbound`] frames and a `Sink` of
-//! [`Outbound`] frames, so it runs the same over a real connection ([`crate::socket`]) and over plain channels in
-//! tests.
+//! [`Outbound`] frames, so it runs the same over a real connection ([`crate::socket`])
+//! and over plain channels in tests.
 //!
 //! Guarantees:
 //! - Frames from one client are handled in order. A `send` is queued on the writer and

@@ -275,8 +275,9 @@ impl Gateway {
         Ok(Gateway { core })
     }
 
-    /// Registers `GET /ws` (with its state) on an app or scope. Call it in the actix app
-    /// factory; every worker shares this gateway.
+    /// Registers `GET /ws` on an app or scope, for requests that are not an upgrade (400).
+    /// The upgrades themselves reach the gateway through [`serve`], which every app that
+    /// mounts `/ws` must be served by.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.service(
             web::resource("/ws")
