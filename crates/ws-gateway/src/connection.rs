@@ -1,5 +1,5 @@
 //! One socket's task, written over a `Stream` of [`Inbound`] frames and a `Sink` of
-//! [`Outbound`] frames, so it runs the same over a real connection ([`crate::socket`])
+//! [`Outbound`] frames, so it runs the same over a real connection (`socket.rs`)
 //! and over plain channels in tests.
 //!
 //! Guarantees:
@@ -114,7 +114,7 @@ enum End {
 }
 
 /// Runs one socket until it ends. Never panics on bad input. The final flush and close
-/// frame get [`CLOSE_TIMEOUT`]; the caller then drops the transport, which closes the
+/// frame get `CLOSE_TIMEOUT`; the caller then drops the transport, which closes the
 /// connection underneath a peer that stopped reading.
 pub async fn run<S, K>(core: Arc<Core>, identity: Identity, mut incoming: S, mut sink: K)
 where
