@@ -441,10 +441,11 @@ impl Application {
         }
         tracing::info!("shutting down");
         domain::service::notify_stopping();
-        // Stop accepting first, so no new socket slips in while the others close.
-        let stop = handle.stop(true);
+        // Sockets first: each runs as a task on an actix worker, and a worker with no HTTP
+        // connection left stops at once, dropping them before their 1012. New handshakes
+        // meanwhile get 503 (the hub is closing).
         self.gateway.shutdown().await;
-        stop.await;
+        handle.stop(true).await;
         server.await??;
         Ok(())
     }

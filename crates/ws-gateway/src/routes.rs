@@ -19,12 +19,15 @@ use actix_http::{
 use actix_web::{HttpResponse, cookie::Cookie, cookie::CookieJar, web};
 use bytes::Bytes;
 use domain::{auth::SessionKey, repo};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use std::{io, net::SocketAddr, sync::Arc};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
 };
+
+/// How long a closed socket keeps reading what its peer still sends (see `run_socket`).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A connection the gateway can take over after the upgrade: plain TCP, or TLS over TCP
 /// (`confab serve` with a certificate).
@@ -267,7 +270,7 @@ async fn run_socket<T: Transport>(core: Arc<Core>, admitted: Admitted, io: T, ea
         let _ = socket2::SockRef::from(io.tcp()).set_send_buffer_size(size);
     }
     let (read, write) = tokio::io::split(io);
-    let incoming = socket::Reader::new(read, &early, core.max_frame_bytes);
+    let mut incoming = socket::Reader::new(read, &early, core.max_frame_bytes);
     drop(early);
     let sink = socket::Writer::new(write);
     let span =
@@ -280,17 +283,24 @@ async fn run_socket<T: Transport>(core: Arc<Core>, admitted: Admitted, io: T, ea
         expires_at,
     );
     let task = async move {
-        // When it returns, both halves of the connection are dropped: the socket is
-        // closed for real, even under a peer that stopped reading.
-        let socket = connection::run(core, identity, incoming, sink);
-        tokio::pin!(socket);
-        // The watcher only asks the hub to close the socket; the socket's own task still
-        // sends the close frame and ends as usual.
-        tokio::select! {
-            () = &mut socket => {}
-            () = expiry => socket.await,
+        {
+            let socket = connection::run(core, identity, &mut incoming, sink);
+            tokio::pin!(socket);
+            // The watcher only asks the hub to close the socket; the socket's own task
+            // still sends the close frame and ends as usual.
+            tokio::select! {
+                () = &mut socket => {}
+                () = expiry => socket.await,
+            }
         }
         drop(permit);
+        // A lingering close: the close frame is out; read (and drop) what the peer still
+        // sends until it closes too, for a moment. Closing with unread bytes would make
+        // the kernel answer with a reset, which can destroy the close frame in flight.
+        let _ =
+            tokio::time::timeout(LINGER, async { while incoming.next().await.is_some() {} }).await;
+        // Then both halves are dropped: the connection is closed for real, even under a
+        // peer that stopped reading.
     };
     tracing::Instrument::instrument(task, span).await;
 }

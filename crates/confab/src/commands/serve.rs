@@ -98,9 +98,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down");
     domain::service::notify_stopping();
-    let stopping = handle.stop(true);
+    // Sockets first (see ws_gateway's `run_until_stopped`), then the server.
     gateway.shutdown().await;
-    stopping.await;
+    handle.stop(true).await;
     server.await??;
     Ok(())
 }
