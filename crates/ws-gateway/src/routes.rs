@@ -17,7 +17,7 @@ use actix_http::{
     ws,
 };
 use actix_web::{HttpResponse, cookie::Cookie, cookie::CookieJar, web};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use domain::{auth::SessionKey, repo};
 use futures_util::{SinkExt, StreamExt};
 use std::{io, net::SocketAddr, sync::Arc};
@@ -247,7 +247,7 @@ pub(crate) async fn take_over<T: Transport>(
     // The dispatcher's buffers go with the framing: what the client sent behind its
     // handshake (a first frame) is copied out, the 8 KiB buffers are freed.
     let actix_codec::FramedParts { io, read_buf, .. } = framed.into_parts();
-    let early = Bytes::copy_from_slice(&read_buf);
+    let early = BytesMut::from(&read_buf[..]);
     drop(read_buf);
     // A task of its own: the dispatcher's connection task (≈ 3 KB, mostly room for
     // request futures a socket never makes again) ends here.
@@ -255,7 +255,7 @@ pub(crate) async fn take_over<T: Transport>(
     Ok(())
 }
 
-async fn run_socket<T: Transport>(core: Arc<Core>, admitted: Admitted, io: T, early: Bytes) {
+async fn run_socket<T: Transport>(core: Arc<Core>, admitted: Admitted, io: T, early: BytesMut) {
     let Admitted {
         identity,
         expires_at,
@@ -270,8 +270,7 @@ async fn run_socket<T: Transport>(core: Arc<Core>, admitted: Admitted, io: T, ea
         let _ = socket2::SockRef::from(io.tcp()).set_send_buffer_size(size);
     }
     let (read, write) = tokio::io::split(io);
-    let mut incoming = socket::Reader::new(read, &early, core.max_frame_bytes);
-    drop(early);
+    let mut incoming = socket::Reader::new(read, early, core.max_frame_bytes);
     let sink = socket::Writer::new(write);
     let span =
         tracing::info_span!("ws", user_id = %identity.user.id, session_id = %identity.session_id);

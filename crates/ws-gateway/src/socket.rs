@@ -44,11 +44,11 @@ pub struct Reader<R> {
 
 impl<R> Reader<R> {
     /// `read` holds bytes that arrived behind the handshake, if any.
-    pub fn new(io: R, read: &[u8], max: usize) -> Reader<R> {
+    pub fn new(io: R, read: BytesMut, max: usize) -> Reader<R> {
         Reader {
             io,
-            buf: BytesMut::from(read),
             read_into: read.len(),
+            buf: read,
             codec: Codec::new().max_size(max),
             max,
             partial: None,
@@ -293,7 +293,7 @@ mod tests {
     async fn frames_behind_the_handshake_and_fragments_arrive_whole_and_in_order() {
         let (mut peer, ours) = tokio::io::duplex(64 * 1024);
         let early = client(text("first"));
-        let mut reader = Reader::new(ours, &early, 1024);
+        let mut reader = Reader::new(ours, early, 1024);
         let mut c = Client::new();
         let mut wire = BytesMut::new();
         wire.extend(c.frame(part(Item::FirstText(Bytes::from_static(b"he")))));
@@ -326,14 +326,14 @@ mod tests {
         .concat();
         for wire in [client(text("0123456789ab")).to_vec(), joined] {
             let (mut peer, ours) = tokio::io::duplex(1024);
-            let mut reader = Reader::new(ours, b"", 10);
+            let mut reader = Reader::new(ours, BytesMut::new(), 10);
             peer.write_all(&wire).await.expect("write");
             assert!(matches!(reader.next().await, Some(Inbound::TooLarge)));
             assert!(reader.next().await.is_none(), "nothing after a refusal");
         }
         // At the limit exactly, joined: accepted.
         let (mut peer, ours) = tokio::io::duplex(1024);
-        let mut reader = Reader::new(ours, b"", 10);
+        let mut reader = Reader::new(ours, BytesMut::new(), 10);
         let mut c = Client::new();
         peer.write_all(&c.frame(part(Item::FirstText(Bytes::from_static(b"01234")))))
             .await
@@ -362,7 +362,7 @@ mod tests {
         not_utf8[n - 2] ^= 0x80;
         for (wire, why) in [(unmasked.to_vec(), "unmasked"), (not_utf8, "UTF-8")] {
             let (mut peer, ours) = tokio::io::duplex(1024);
-            let mut reader = Reader::new(ours, b"", 1024);
+            let mut reader = Reader::new(ours, BytesMut::new(), 1024);
             peer.write_all(&wire).await.expect("write");
             match reader.next().await {
                 Some(Inbound::Broken(reason)) => {
@@ -378,7 +378,7 @@ mod tests {
     async fn a_burst_leaves_no_large_buffer_behind() {
         let (mut peer, ours) = tokio::io::duplex(256 * 1024);
         let (read, write) = tokio::io::split(ours);
-        let mut reader = Reader::new(read, b"", 64 * 1024);
+        let mut reader = Reader::new(read, BytesMut::new(), 64 * 1024);
         let mut writer = Writer::new(write);
 
         // In: one 40 KB frame, then quiet.
