@@ -34,6 +34,9 @@ enum Command {
         /// A line describing the machine.
         #[arg(long, default_value = "")]
         machine: String,
+        /// `confab-loadgen persist` JSON lines of the same run, for their targets.
+        #[arg(long)]
+        persist: Option<std::path::PathBuf>,
     },
     /// Measures message persistence alone: posts per second into a fresh database,
     /// one transaction per message versus the group-commit writer.
@@ -101,11 +104,24 @@ fn main() -> anyhow::Result<()> {
             serve,
             prod,
             machine,
+            persist,
         } => {
             let text = std::fs::read_to_string(&input)
                 .with_context(|| format!("reading {}", input.display()))?;
             let records = report::parse_lines(&text)?;
-            let md = report::markdown(&records, &bound, &serve, &prod, &machine);
+            let persist = match persist {
+                Some(p) => report::parse_persist_lines(
+                    &std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {}", p.display()))?,
+                )?,
+                None => Vec::new(),
+            };
+            let extras = report::Extras {
+                persist,
+                // The report runs from scripts/bench, in the shell that ran the servers.
+                nofile_hard: report::nofile_hard_limit(),
+            };
+            let md = report::markdown(&records, &extras, &bound, &serve, &prod, &machine);
             std::fs::write(&out, md).with_context(|| format!("writing {}", out.display()))?;
             println!("{}", report::table(&records));
             Ok(())

@@ -161,7 +161,8 @@ async fn bound_and_confab_lose_nothing() {
     let _ = server.await;
 
     let all: Vec<Record> = bare_records.into_iter().chain(confab_records).collect();
-    let md = report::markdown(&all, "bare", "serve", "prod", "CI");
+    let extras = report::Extras::default();
+    let md = report::markdown(&all, &extras, "bare", "serve", "prod", "CI");
     for needle in [
         "| ramp | serve |",
         "| idle | bare |",
@@ -215,4 +216,20 @@ async fn persist_measures_every_path_on_both_backends() {
     }
     assert_eq!(lines.len(), records.len());
     assert!(loadgen::persist::table(&records).lines().count() == records.len() + 2);
+    // The report reads these very lines back and judges both backends' targets.
+    let extras = report::Extras {
+        persist: report::parse_persist_lines(&lines.join("\n")).expect("persist lines"),
+        nofile_hard: None,
+    };
+    assert_eq!(extras.persist.len(), records.len());
+    let rows = report::targets_table(&[], &extras, "bare", "serve", "prod");
+    for backend in ["sqlite", "postgres"] {
+        let row = rows
+            .iter()
+            .find(|r| {
+                r.0.starts_with(&format!("message persistence alone {backend}"))
+            })
+            .expect("a persistence row");
+        assert_ne!(row.2, "not measured", "{row:?}");
+    }
 }
