@@ -22,6 +22,7 @@ fn small() -> Options {
             .map(String::from)
             .to_vec(),
         duration: 1.0,
+        light_duration: 1.0,
         fanout_rooms: 2,
         fanout_members: 4,
         fanout_senders: 1,
