@@ -167,7 +167,18 @@ pub async fn run(
                 let shape = Shape::fanout(opts);
                 let rate = opts.light_deliveries
                     / (shape.rooms * shape.senders * shape.members).max(1) as f64;
-                vec![traffic(target, opts, &p, "light", shape, &[rate], opts.light_duration).await?]
+                vec![
+                    traffic(
+                        target,
+                        opts,
+                        &p,
+                        "light",
+                        shape,
+                        &[rate],
+                        opts.light_duration,
+                    )
+                    .await?,
+                ]
             }
             "bigroom" => {
                 let shape = Shape {
