@@ -504,7 +504,7 @@ struct Connection {
     core: Arc<Core>,
     identity: Identity,
     id: ConnId,
-    tx: mpsc::Sender<Outbound>,
+    tx: crate::wake::Outlet,
     frames: Bucket,
     sends: Bucket,
     joins: Bucket,

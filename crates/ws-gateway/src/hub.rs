@@ -17,7 +17,11 @@
 //!
 //! std `Mutex`, not tokio's: no critical section awaits.
 
-use crate::{presence::Presence, roster::Roster};
+use crate::{
+    presence::Presence,
+    roster::Roster,
+    wake::{Inlet, Outlet},
+};
 use bytestring::ByteString;
 use domain::{
     bus::{Event, PresenceStatus, SharedBus, Topic},
@@ -112,7 +116,7 @@ pub struct ConnInfo {
 
 struct Conn {
     info: ConnInfo,
-    tx: mpsc::Sender<Outbound>,
+    tx: Outlet,
     kick: watch::Sender<Option<CloseFrame>>,
     rooms: HashMap<RoomId, RoomSub>,
     /// Frames kept back while this socket's own `send`s are being stored, so each `ack`
@@ -280,9 +284,9 @@ impl std::fmt::Debug for Hub {
 pub struct Attached {
     pub registration: Registration,
     pub id: ConnId,
-    pub outbound: mpsc::Receiver<Outbound>,
+    pub outbound: Inlet,
     /// A sender to the same queue, for the socket's own replies.
-    pub tx: mpsc::Sender<Outbound>,
+    pub tx: Outlet,
     pub kicked: watch::Receiver<Option<CloseFrame>>,
     /// This is the user's first socket on this gateway.
     pub first_for_user: bool,
@@ -364,7 +368,8 @@ impl Hub {
 
     /// Registers a socket. `None` while the gateway is shutting down.
     pub fn register(self: &Arc<Self>, info: ConnInfo) -> Option<Attached> {
-        let (tx, outbound) = mpsc::channel(self.limits.outbound_queue.max(4));
+        // Made here, on the socket's own thread: its wake-ups go through that worker.
+        let (tx, outbound) = crate::wake::queue(self.limits.outbound_queue.max(4));
         let (kick, kicked) = watch::channel(None);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
@@ -874,7 +879,7 @@ mod tests {
         }
     }
 
-    fn text(rx: &mut mpsc::Receiver<Outbound>) -> Vec<String> {
+    fn text(rx: &mut crate::wake::Inlet) -> Vec<String> {
         let mut out = Vec::new();
         while let Ok(Outbound::Text(t)) = rx.try_recv() {
             out.push(t.to_string());

@@ -20,6 +20,7 @@ pub mod roster;
 mod routes;
 mod server;
 mod socket;
+pub mod wake;
 
 pub use server::{Tls, serve};
 
