@@ -504,7 +504,7 @@ struct Connection {
     core: Arc<Core>,
     identity: Identity,
     id: ConnId,
-    tx: crate::wake::Outlet,
+    tx: mpsc::Sender<Outbound>,
     frames: Bucket,
     sends: Bucket,
     joins: Bucket,

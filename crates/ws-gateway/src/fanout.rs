@@ -107,7 +107,7 @@ impl Pumps {
                     }
                 })
                 .collect();
-            crate::wake::batched(|| self.hub.deliver_page(room, &frames));
+            self.hub.deliver_page(room, &frames);
             if !page.more {
                 return;
             }
@@ -144,8 +144,7 @@ pub async fn run(hub: Arc<Hub>, db: Db, keys: MessageKeys) {
             ev = events.recv() => match ev {
                 Ok(env) => match &env.event {
                     Event::Message { room_id, message, prev } => {
-                        // One wake-up per worker for the room, not one per socket.
-                        let delivered = crate::wake::batched(|| prev.is_some_and(|prev| {
+                        let delivered = prev.is_some_and(|prev| {
                             metrics::histogram!("confab_ws_fanout_latency_seconds").record(
                                 Timestamp::now().micros().saturating_sub(message.ts) as f64 / 1e6,
                             );
@@ -154,12 +153,12 @@ pub async fn run(hub: Arc<Hub>, db: Db, keys: MessageKeys) {
                                 text: ServerFrame::Message(message.clone()).to_text(),
                             };
                             hub.deliver_chained(*room_id, prev, &q)
-                        }));
+                        });
                         if !delivered {
                             pumps.ring(*room_id, message.room.clone());
                         }
                     }
-                    _ => crate::wake::batched(|| dispatch(&hub, &env)),
+                    _ => dispatch(&hub, &env),
                 },
                 Err(RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "fan-out fell behind the bus; re-reading every room");

@@ -17,11 +17,7 @@
 //!
 //! std `Mutex`, not tokio's: no critical section awaits.
 
-use crate::{
-    presence::Presence,
-    roster::Roster,
-    wake::{Inlet, Outlet},
-};
+use crate::{presence::Presence, roster::Roster};
 use bytestring::ByteString;
 use domain::{
     bus::{Event, PresenceStatus, SharedBus, Topic},
@@ -116,7 +112,7 @@ pub struct ConnInfo {
 
 struct Conn {
     info: ConnInfo,
-    tx: Outlet,
+    tx: mpsc::Sender<Outbound>,
     kick: watch::Sender<Option<CloseFrame>>,
     rooms: HashMap<RoomId, RoomSub>,
     /// Frames kept back while this socket's own `send`s are being stored, so each `ack`
@@ -284,9 +280,9 @@ impl std::fmt::Debug for Hub {
 pub struct Attached {
     pub registration: Registration,
     pub id: ConnId,
-    pub outbound: Inlet,
+    pub outbound: mpsc::Receiver<Outbound>,
     /// A sender to the same queue, for the socket's own replies.
-    pub tx: Outlet,
+    pub tx: mpsc::Sender<Outbound>,
     pub kicked: watch::Receiver<Option<CloseFrame>>,
     /// This is the user's first socket on this gateway.
     pub first_for_user: bool,
@@ -368,8 +364,7 @@ impl Hub {
 
     /// Registers a socket. `None` while the gateway is shutting down.
     pub fn register(self: &Arc<Self>, info: ConnInfo) -> Option<Attached> {
-        // Made here, on the socket's own thread: its wake-ups go through that worker.
-        let (tx, outbound) = crate::wake::queue(self.limits.outbound_queue.max(4));
+        let (tx, outbound) = mpsc::channel(self.limits.outbound_queue.max(4));
         let (kick, kicked) = watch::channel(None);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
@@ -879,7 +874,7 @@ mod tests {
         }
     }
 
-    fn text(rx: &mut crate::wake::Inlet) -> Vec<String> {
+    fn text(rx: &mut mpsc::Receiver<Outbound>) -> Vec<String> {
         let mut out = Vec::new();
         while let Ok(Outbound::Text(t)) = rx.try_recv() {
             out.push(t.to_string());

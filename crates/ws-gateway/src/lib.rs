@@ -20,7 +20,6 @@ pub mod roster;
 mod routes;
 mod server;
 mod socket;
-pub mod wake;
 
 pub use server::{Tls, serve};
 
