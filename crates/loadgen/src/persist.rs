@@ -24,7 +24,7 @@ use domain::{
     repo::{self, message::NewMessage, room::NewRoom, user::NewUser},
     writer::{BatchView, MessageWriter, may_post},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::{
     sync::{
         Arc,
@@ -70,11 +70,11 @@ pub struct PersistOptions {
     pub sqlite_dir: Option<std::path::PathBuf>,
 }
 
-/// One measured path.
-#[derive(Debug, Clone, Serialize)]
+/// One measured path: a JSON line of `persist`, read back by the report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PersistRecord {
-    pub kind: &'static str,
-    pub backend: &'static str,
+    pub kind: String,
+    pub backend: String,
     pub path: String,
     pub messages: usize,
     pub concurrency: usize,
@@ -121,7 +121,8 @@ pub async fn run(
             record.backend = match backend {
                 Backend::Sqlite => "sqlite",
                 Backend::Postgres => "postgres",
-            };
+            }
+            .into();
             each(&record);
             records.push(record);
         }
@@ -308,8 +309,8 @@ async fn measure(url: &str, path: &str, opts: &PersistOptions) -> anyhow::Result
         bail!("{stored} messages stored, {} posted", opts.messages);
     }
     Ok(PersistRecord {
-        kind: "persist",
-        backend: "",
+        kind: "persist".into(),
+        backend: String::new(),
         path: path.to_owned(),
         messages: opts.messages,
         concurrency: opts.concurrency,

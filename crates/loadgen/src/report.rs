@@ -1,6 +1,7 @@
 //! Results: one [`Record`] per scenario (and per ramp step) as a JSON line, a readable
 //! table, and the Markdown report with Confab / bound ratios and the issue's targets.
 
+use crate::persist::PersistRecord;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
@@ -81,28 +82,18 @@ impl Record {
     }
 }
 
-/// One line of `confab-loadgen persist` output, as far as the report needs it.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct PersistLine {
-    pub backend: String,
-    pub path: String,
-    pub messages: u64,
-    pub messages_per_sec: f64,
-    pub stored: i64,
-}
-
 /// What the report knows besides the socket scenarios.
 #[derive(Debug, Clone, Default)]
 pub struct Extras {
     /// The persistence benchmark of the same run.
-    pub persist: Vec<PersistLine>,
+    pub persist: Vec<PersistRecord>,
     /// The hard limit on open files per process where the run took place: one socket is
     /// one descriptor, so it caps the sockets one gateway can hold.
     pub nofile_hard: Option<u64>,
 }
 
 /// Persistence lines from `confab-loadgen persist` JSON lines (other lines are skipped).
-pub fn parse_persist_lines(text: &str) -> anyhow::Result<Vec<PersistLine>> {
+pub fn parse_persist_lines(text: &str) -> anyhow::Result<Vec<PersistRecord>> {
     text.lines()
         .filter(|l| l.contains(r#""kind":"persist""#))
         .map(|l| serde_json::from_str(l).map_err(anyhow::Error::from))

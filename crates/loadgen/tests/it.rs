@@ -198,7 +198,7 @@ async fn persist_measures_every_path_on_both_backends() {
     .expect("persist run");
     let shape: Vec<(&str, &str)> = records
         .iter()
-        .map(|r| (r.backend, r.path.as_str()))
+        .map(|r| (r.backend.as_str(), r.path.as_str()))
         .collect();
     let mut expected = Vec::new();
     for backend in ["sqlite", "postgres"] {
