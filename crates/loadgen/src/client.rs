@@ -362,8 +362,17 @@ pub fn body(sender: u32, seq: u64, at_us: u64, len: usize) -> String {
     b
 }
 
+/// Where in its period sender `sender` posts, as a fraction of a period: the golden-ratio
+/// sequence spreads any number of senders evenly, whatever their ids' spacing.
+fn phase(sender: u32) -> f64 {
+    (f64::from(sender) * 0.618_033_988_749_895).fract()
+}
+
 /// Posts at `rate` messages/s (told through the watch; a negative rate ends it).
 /// Open loop: it does not wait for acks, so a slow server shows up as latency.
+/// Each sender starts a rate at its own [`phase`]: senders that all started together
+/// would post in the same tick, and a light 1,000 deliveries/s would arrive as one burst
+/// of every room's message twice a second.
 pub async fn send_loop(
     mut sink: SplitSink<Ws, Message>,
     sender: u32,
@@ -373,7 +382,8 @@ pub async fn send_loop(
     mut rate: watch::Receiver<f64>,
 ) {
     let mut seq = 0u64;
-    let mut credit = 0.0f64;
+    let phase = phase(sender);
+    let mut credit = phase;
     let mut last = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -382,7 +392,7 @@ pub async fn send_loop(
             _ = tick.tick() => {}
             r = rate.changed() => {
                 if r.is_err() { return }
-                credit = 0.0;
+                credit = phase;
                 last = Instant::now();
             }
         }
@@ -418,6 +428,16 @@ pub async fn send_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn senders_post_at_spread_phases() {
+        // The fanout shape's senders: the first member of each of 10 rooms of 50.
+        let mut phases: Vec<f64> = (0..10).map(|room| phase(room * 50)).collect();
+        phases.sort_by(f64::total_cmp);
+        assert!(phases.iter().all(|p| (0.0..1.0).contains(p)));
+        let closest = phases.windows(2).map(|w| w[1] - w[0]).fold(1.0, f64::min);
+        assert!(closest > 0.05, "phases bunch up: {phases:?}");
+    }
 
     #[test]
     fn duplicates_and_foreign_bodies_are_told_apart() {
