@@ -641,10 +641,18 @@ fn batch_authors(conn: &mut DbConn, batch: &[Job]) -> Result<HashMap<UserId, Opt
     if ids.is_empty() {
         return Ok(authors);
     }
-    let rows: Vec<(i64, String, String)> = users::table
-        .filter(users::id.eq_any(&ids))
-        .select((users::id, users::username, users::display_name))
-        .load(conn)?;
+    let columns = (users::id, users::username, users::display_name);
+    let rows: Vec<(i64, String, String)> = match (conn, ids.as_slice()) {
+        // One author: the cached `=` on SQLite (see `repo::room::lock_many`).
+        (DbConn::Sqlite(c), [id]) => users::table
+            .filter(users::id.eq(*id))
+            .select(columns)
+            .load(c)?,
+        (conn, _) => users::table
+            .filter(users::id.eq_any(&ids))
+            .select(columns)
+            .load(conn)?,
+    };
     for (id, username, display_name) in rows {
         authors.insert(
             UserId(id),

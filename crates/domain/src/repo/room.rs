@@ -208,12 +208,24 @@ pub fn membership(conn: &mut DbConn, room: RoomId, user: UserId) -> Result<Optio
 /// `FOR UPDATE` in id order (every writer locks in the same order, so two cannot
 /// deadlock); SQLite's transaction already holds the database's write lock.
 pub(crate) fn lock_many(conn: &mut DbConn, ids: &[i64]) -> Result<Vec<Room>> {
-    let query = rooms::table
-        .filter(rooms::id.eq_any(ids))
-        .order(rooms::id.asc());
     let rows: Vec<RoomRow> = match conn {
-        DbConn::Postgres(c) => query.select(RoomRow::as_select()).for_update().load(c)?,
-        DbConn::Sqlite(c) => query.select(RoomRow::as_select()).load(c)?,
+        DbConn::Postgres(c) => rooms::table
+            .filter(rooms::id.eq_any(ids))
+            .order(rooms::id.asc())
+            .select(RoomRow::as_select())
+            .for_update()
+            .load(c)?,
+        // On SQLite an `IN (…)` list is prepared afresh every time (diesel caches no
+        // statement whose bind count varies); a batch of one room, the usual case at
+        // light load, takes the cached `=`.
+        DbConn::Sqlite(c) => {
+            let query = rooms::table.select(RoomRow::as_select()).into_boxed();
+            match ids {
+                [id] => query.filter(rooms::id.eq(*id)),
+                _ => query.filter(rooms::id.eq_any(ids)).order(rooms::id.asc()),
+            }
+            .load(c)?
+        }
     };
     rows.into_iter().map(Room::try_from).collect()
 }
@@ -224,11 +236,19 @@ pub(crate) fn memberships_among(
     rooms: &[i64],
     users: &[i64],
 ) -> Result<Vec<Membership>> {
-    let rows: Vec<MembershipRow> = memberships::table
-        .filter(memberships::room_id.eq_any(rooms))
-        .filter(memberships::user_id.eq_any(users))
-        .select(MembershipRow::as_select())
-        .load(conn)?;
+    let rows: Vec<MembershipRow> = match (conn, rooms, users) {
+        // One member of one room: the cached `=` on SQLite (see `lock_many`).
+        (DbConn::Sqlite(c), [room], [user]) => memberships::table
+            .filter(memberships::room_id.eq(*room))
+            .filter(memberships::user_id.eq(*user))
+            .select(MembershipRow::as_select())
+            .load(c)?,
+        (conn, _, _) => memberships::table
+            .filter(memberships::room_id.eq_any(rooms))
+            .filter(memberships::user_id.eq_any(users))
+            .select(MembershipRow::as_select())
+            .load(conn)?,
+    };
     Ok(rows.into_iter().map(Membership::from).collect())
 }
 
