@@ -3,7 +3,9 @@
 //!
 //! Messages: a `message` event that carries its room predecessor (`prev`, known for every
 //! `send`, announced in commit order) is delivered as it came to each socket that holds
-//! everything up to `prev`. Otherwise (an upload, a message that overtook another, a
+//! everything up to `prev`. A gateway's own `send`s reach its own sockets that way from
+//! the writer's commit hook, before the bus (see `connection::Posting`); their echo then
+//! finds those sockets served. Otherwise (an upload, a message that overtook another, a
 //! socket still catching up) the event is a doorbell: the room's pump reads, from the database, every message newer than the oldest watermark of the
 //! room's live sockets, and the hub gives each socket what it lacks. Within a room, commit
 //! order is id order, so a page read after message N committed holds every message up to

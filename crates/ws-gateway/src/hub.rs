@@ -4,10 +4,11 @@
 //! - Every socket has a bounded outbound queue. Delivery never waits: a socket whose queue
 //!   is full is disconnected (close 1008), so one slow reader cannot slow anyone else.
 //! - Per room and socket, `message` frames go out in increasing id order, at most once and
-//!   without gaps: they come only from database pages (see `fanout`), and a watermark
-//!   drops anything not newer than what the socket already has. While a socket's `join` is
-//!   being answered, other live events for the room are buffered (bounded) and flushed
-//!   after the `joined` reply; its messages are then fetched from its watermark on.
+//!   without gaps: they come from database pages or chained to their predecessor (see
+//!   `fanout`), and a watermark drops anything not newer than what the socket already has.
+//!   While a socket's `join` is being answered, other live events for the room are
+//!   buffered (bounded) and flushed after the `joined` reply; its messages are then
+//!   fetched from its watermark on.
 //! - A [`Registration`]'s `Drop` removes the socket and releases its bus subscriptions, so
 //!   no early return can leak a connection.
 //! - At most `HubLimits::catchup_concurrency` catch-up reads (the history page of a
