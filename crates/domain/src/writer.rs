@@ -124,8 +124,9 @@ pub fn may_post(user: User, room_id: RoomId) -> Guard {
 /// Called on the writer thread once the message it came with is committed and created
 /// (not for a repeat of a stored `client_id`), before any caller is answered. The hooks
 /// of one writer run in id order, so announcing from here keeps a room's messages in
-/// order; it must not block (hand the work to a task).
-pub type OnCommit = Box<dyn FnOnce(&Posted) + Send>;
+/// order; it must not block (hand the work to a task). The `usize` is how many messages
+/// the commit created: 1 or a few when the writer is idle, up to [`BATCH_CAP`] under load.
+pub type OnCommit = Box<dyn FnOnce(&Posted, usize) + Send>;
 
 struct Job {
     new: NewMessage,
@@ -329,11 +330,15 @@ fn write_batch(conn: &mut DbConn, keys: &MessageKeys, batch: &mut Vec<Job>) -> b
                 Ok(p) => p.message.id.0,
                 Err(_) => i64::MAX,
             });
+            let created = results
+                .iter()
+                .filter(|r| r.as_ref().is_ok_and(|p| p.created))
+                .count();
             for i in order {
                 if let (Ok(posted), Some(hook)) = (&results[i], batch[i].on_commit.take())
                     && posted.created
                 {
-                    hook(posted);
+                    hook(posted, created);
                 }
             }
             for (job, result) in batch.drain(..).zip(results) {

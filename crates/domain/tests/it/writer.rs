@@ -139,7 +139,7 @@ both! {
                         // Every tenth post repeats the previous one's client_id: no hook.
                         let cid = format!("t{t}-m{}", if i % 10 == 9 { i - 1 } else { i });
                         let hooked = hooked.clone();
-                        let hook: domain::writer::OnCommit = Box::new(move |p| {
+                        let hook: domain::writer::OnCommit = Box::new(move |p, _| {
                             hooked.lock().unwrap().push((p.message.room_id, p.message.id, p.prev));
                         });
                         let new = text(room, &author, &format!("{t}/{i}"), &cid);
