@@ -35,11 +35,17 @@
 //!
 //! Validation and encryption run on the caller's side ([`repo::message::prepare`]), so
 //! the writer thread does only database I/O.
+//!
+//! On SQLite the writer's connection does not checkpoint the WAL (SQLite's default makes
+//! the commit that crosses 1,000 pages copy the WAL into the database and fsync it: a
+//! send waited 3 ms for that a few times a minute at light load). A second thread,
+//! the checkpointer, runs a PASSIVE checkpoint every [`CHECKPOINT_EVERY`] when the
+//! writer has committed since the last one; PASSIVE never blocks the writer.
 
 use crate::{
     DomainError, Result,
     crypto::{MessageKeys, Sealed},
-    db::{Db, DbConn, PooledConn, write_tx},
+    db::{Backend, Db, DbConn, PooledConn, write_tx},
     ids::{MessageId, RoomId, UserId},
     model::{Author, Room, RoomRole, User},
     permissions::{self, Action},
@@ -48,13 +54,15 @@ use crate::{
         message::{NewMessage, Posted},
     },
 };
-use diesel::Connection as _;
+use diesel::{Connection as _, connection::SimpleConnection as _};
 use std::{
     collections::{HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
+        mpsc::RecvTimeoutError,
     },
+    time::Duration,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -64,6 +72,10 @@ use tokio::sync::{mpsc, oneshot};
 pub const BATCH_CAP: usize = 256;
 /// Posts queued before callers wait for room: back-pressure instead of unbounded memory.
 const QUEUE: usize = 8 * BATCH_CAP;
+/// How often the checkpointer copies the writer's SQLite WAL into the database.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// SQLite's own default, given back to a connection the writer returns to the pool.
+const SQLITE_AUTOCHECKPOINT: u32 = 1000;
 
 /// A check run inside the message's transaction, after its room is locked and before the
 /// insert. Returning an error refuses that message only. It may run twice (when its batch
@@ -144,6 +156,7 @@ pub struct MessageWriter {
     keys: MessageKeys,
     max_chars: usize,
     batches: Arc<AtomicU64>,
+    checkpoints: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for MessageWriter {
@@ -159,26 +172,57 @@ impl MessageWriter {
     /// Starts the writer thread. It takes its connection from `db`'s pool on its first
     /// batch and keeps it (a broken one is returned and replaced).
     pub fn start(db: &Db, keys: MessageKeys, max_chars: usize) -> Result<MessageWriter> {
+        Self::start_checkpointing_every(db, keys, max_chars, CHECKPOINT_EVERY)
+    }
+
+    /// [`start`](Self::start) with another checkpoint interval (tests use a long one to
+    /// see that commits alone never checkpoint).
+    pub fn start_checkpointing_every(
+        db: &Db,
+        keys: MessageKeys,
+        max_chars: usize,
+        every: Duration,
+    ) -> Result<MessageWriter> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let db = db.clone();
-        let thread_keys = keys.clone();
         let batches = Arc::new(AtomicU64::new(0));
-        let counter = batches.clone();
+        let checkpoints = Arc::new(AtomicU64::new(0));
+        // The writer thread holds `alive`; its end ends the checkpointer.
+        let (alive, writer_gone) = std::sync::mpsc::channel::<()>();
+        let started = |e: std::io::Error| {
+            DomainError::Internal(format!("cannot start the message writer: {e}"))
+        };
+        if db.backend() == Backend::Sqlite {
+            let (db, batches, checkpoints) = (db.clone(), batches.clone(), checkpoints.clone());
+            std::thread::Builder::new()
+                .name("confab-checkpoint".into())
+                .spawn(move || checkpointer(db, every, writer_gone, batches, checkpoints))
+                .map_err(started)?;
+        }
+        let (db, thread_keys, counter) = (db.clone(), keys.clone(), batches.clone());
         std::thread::Builder::new()
             .name("confab-msg-writer".into())
-            .spawn(move || writer_loop(db, thread_keys, rx, counter))
-            .map_err(|e| DomainError::Internal(format!("cannot start the message writer: {e}")))?;
+            .spawn(move || {
+                writer_loop(db, thread_keys, rx, counter);
+                drop(alive);
+            })
+            .map_err(started)?;
         Ok(MessageWriter {
             tx,
             keys,
             max_chars,
             batches,
+            checkpoints,
         })
     }
 
     /// Transactions written so far (each holds one or more posts).
     pub fn batches(&self) -> u64 {
         self.batches.load(Ordering::Relaxed)
+    }
+
+    /// WAL checkpoints the checkpointer has run (SQLite; always 0 on PostgreSQL).
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints.load(Ordering::Relaxed)
     }
 
     /// Posts one message; resolves once it is committed (or refused).
@@ -235,6 +279,55 @@ impl MessageWriter {
     }
 }
 
+/// Every `every`, if the writer committed since the last time, a PASSIVE checkpoint: it
+/// copies what it can of the WAL into the database without waiting for (or blocking)
+/// the writer or any reader. Ends with the writer thread.
+fn checkpointer(
+    db: Db,
+    every: Duration,
+    writer_gone: std::sync::mpsc::Receiver<()>,
+    batches: Arc<AtomicU64>,
+    checkpoints: Arc<AtomicU64>,
+) {
+    let mut seen = 0;
+    while let Err(RecvTimeoutError::Timeout) = writer_gone.recv_timeout(every) {
+        let now = batches.load(Ordering::Relaxed);
+        if now == seen {
+            continue;
+        }
+        match db
+            .get()
+            .and_then(|mut c| Ok(c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")?))
+        {
+            Ok(()) => {
+                seen = now;
+                checkpoints.fetch_add(1, Ordering::Relaxed);
+            }
+            // Tried again next time; meanwhile the WAL only grows.
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
+    }
+}
+
+/// The writer's connection: on SQLite, its commits leave checkpoints to the checkpointer.
+fn writer_conn(db: &Db) -> Result<PooledConn> {
+    let mut c = db.get()?;
+    if db.backend() == Backend::Sqlite {
+        c.batch_execute("PRAGMA wal_autocheckpoint = 0")?;
+    }
+    Ok(c)
+}
+
+/// Gives the writer's connection back to the pool as other users expect it.
+fn release(db: &Db, mut c: PooledConn) {
+    if db.backend() == Backend::Sqlite {
+        // A broken connection fails this too; the pool's check deals with it.
+        let _ = c.batch_execute(&format!(
+            "PRAGMA wal_autocheckpoint = {SQLITE_AUTOCHECKPOINT}"
+        ));
+    }
+}
+
 fn writer_loop(db: Db, keys: MessageKeys, mut rx: mpsc::Receiver<Job>, batches: Arc<AtomicU64>) {
     let mut conn: Option<PooledConn> = None;
     let mut batch: Vec<Job> = Vec::with_capacity(BATCH_CAP);
@@ -248,7 +341,7 @@ fn writer_loop(db: Db, keys: MessageKeys, mut rx: mpsc::Receiver<Job>, batches: 
         }
         let mut c = match conn.take() {
             Some(c) => c,
-            None => match db.get() {
+            None => match writer_conn(&db) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "message writer has no connection");
@@ -272,19 +365,24 @@ fn writer_loop(db: Db, keys: MessageKeys, mut rx: mpsc::Receiver<Job>, batches: 
             Ok(true) => conn = Some(c),
             // After a failed BEGIN or COMMIT the connection may be broken: give it back
             // (the pool checks it) and take a fresh one for the next batch.
-            Ok(false) => drop(c),
+            Ok(false) => release(&db, c),
             Err(_) => {
                 tracing::error!(size, "message batch panicked");
                 batch.clear();
                 // The unwinding skipped the rollback: undo the open transaction before the
                 // connection goes back to the pool. If even that fails, the connection
                 // (and its pool slot) is given up rather than handed out mid-transaction.
-                if !roll_back_all(&mut c) {
+                if roll_back_all(&mut c) {
+                    release(&db, c);
+                } else {
                     tracing::error!("message writer gave up a connection stuck in a transaction");
                     std::mem::forget(c);
                 }
             }
         }
+    }
+    if let Some(c) = conn {
+        release(&db, c);
     }
 }
 

@@ -6,6 +6,7 @@ use crate::{
     concurrency::{follow, read_all},
     keys, run, user,
 };
+use diesel::connection::SimpleConnection as _;
 use domain::{
     DomainError,
     ids::{MessageId, RoomId},
@@ -363,4 +364,74 @@ both! {
         let bodies: Vec<_> = page.messages.iter().map(|m| m.body.clone()).collect();
         assert_eq!(bodies, ["stored before", "first", "x1", "bob's x"].map(|b| Body::Text(b.into())));
     }
+}
+
+/// SQLite: the writer's commits never checkpoint the WAL (a commit that did waited for
+/// the copy and its fsync); the checkpointer does, in the background.
+#[test]
+fn sqlite_commits_leave_the_checkpoints_to_the_checkpointer() {
+    let db = TestDb::new(domain::db::Backend::Sqlite);
+    let file = std::path::PathBuf::from(db.url.trim_start_matches("sqlite://"));
+    let wal = file.with_extension("sqlite3-wal");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let room = repo::room::ensure_general(&mut db.db.get().unwrap())
+        .unwrap()
+        .id;
+    let author = user(&db, "cp");
+    let k = keys();
+    // Settle what the setup wrote, then measure from there.
+    db.db
+        .get()
+        .unwrap()
+        .batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    let before = size(&file);
+    run(async {
+        let hour = std::time::Duration::from_secs(3600);
+        let writer =
+            MessageWriter::start_checkpointing_every(&db.db, k.clone(), MAX, hour).unwrap();
+        // One commit each, well past SQLite's 1,000-page autocheckpoint.
+        for i in 0..600 {
+            let new = text(room, &author, &format!("m{i}"), &format!("c{i}"));
+            writer.post(new).await.unwrap();
+        }
+        assert_eq!(
+            size(&file),
+            before,
+            "a commit copied the WAL into the database"
+        );
+        assert!(
+            size(&wal) > 1000 * 4096,
+            "the WAL holds every commit: {}",
+            size(&wal)
+        );
+        assert_eq!(writer.checkpoints(), 0);
+        drop(writer);
+
+        let every = std::time::Duration::from_millis(50);
+        let writer = MessageWriter::start_checkpointing_every(&db.db, k, MAX, every).unwrap();
+        writer
+            .post(text(room, &author, "last", "c-last"))
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            if writer.checkpoints() > 0 {
+                break;
+            }
+            tokio::time::sleep(every).await;
+        }
+        assert!(writer.checkpoints() > 0, "no checkpoint within 10 s");
+    });
+    assert!(
+        size(&file) > before,
+        "the checkpoint copied the WAL into the database"
+    );
+    let stored: i64 = {
+        use diesel::prelude::*;
+        domain::db::schema::messages::table
+            .count()
+            .get_result(&mut db.db.get().unwrap())
+            .unwrap()
+    };
+    assert_eq!(stored, 601);
 }
