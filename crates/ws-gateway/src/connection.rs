@@ -1207,6 +1207,21 @@ mod tests {
             assert_eq!(c.next().await["type"], "hello");
             c
         }
+
+        /// ann and bob, each on a socket that has joined the public room `lobby`.
+        async fn ann_and_bob_in_lobby(&self) -> (Client, Client) {
+            let ann = self.user("ann").await;
+            let bob = self.user("bob").await;
+            self.room("lobby", RoomKind::Public, None).await;
+            let mut a = self.connect(&ann).await;
+            let mut b = self.connect(&bob).await;
+            for c in [&a, &b] {
+                c.send(r#"{"type":"join","room":"lobby"}"#);
+            }
+            assert_eq!(a.next().await["type"], "joined");
+            assert_eq!(b.next().await["type"], "joined");
+            (a, b)
+        }
     }
 
     #[tokio::test]
@@ -1303,16 +1318,7 @@ mod tests {
     #[tokio::test]
     async fn the_gateways_own_sockets_get_its_messages_without_the_bus() {
         let h = harness_on(GatewayConfig::default(), |bus| Arc::new(LosesMessages(bus))).await;
-        let ann = h.user("ann").await;
-        let bob = h.user("bob").await;
-        h.room("lobby", RoomKind::Public, None).await;
-        let mut a = h.connect(&ann).await;
-        let mut b = h.connect(&bob).await;
-        for c in [&a, &b] {
-            c.send(r#"{"type":"join","room":"lobby"}"#);
-        }
-        assert_eq!(a.next().await["type"], "joined");
-        assert_eq!(b.next().await["type"], "joined");
+        let (mut a, mut b) = h.ann_and_bob_in_lobby().await;
         for (n, body) in ["one", "two"].into_iter().enumerate() {
             a.send(&format!(
                 r#"{{"type":"send","room":"lobby","body":"{body}","client_id":"c{n}"}}"#
@@ -1351,16 +1357,7 @@ mod tests {
             ..GatewayConfig::default()
         })
         .await;
-        let ann = h.user("ann").await;
-        let bob = h.user("bob").await;
-        h.room("lobby", RoomKind::Public, None).await;
-        let mut a = h.connect(&ann).await;
-        let mut b = h.connect(&bob).await;
-        for c in [&a, &b] {
-            c.send(r#"{"type":"join","room":"lobby"}"#);
-        }
-        assert_eq!(a.next().await["type"], "joined");
-        assert_eq!(b.next().await["type"], "joined");
+        let (mut a, mut b) = h.ann_and_bob_in_lobby().await;
         // Forty sends without waiting (more than may be in flight at once), a repeat of
         // one of them, and one for a room that does not exist, in the middle.
         const N: usize = 40;
