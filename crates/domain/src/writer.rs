@@ -719,7 +719,8 @@ fn room_tops(conn: &mut DbConn, view: &BatchView) -> Result<HashMap<i64, i64>> {
                 messages::table
                     .filter(messages::room_id.eq(r))
                     .select(diesel::dsl::max(messages::id))
-                    .first::<Option<i64>>(lite)
+                    // An aggregate is one row: no `LIMIT` (see `.cargo/config.toml`).
+                    .get_result::<Option<i64>>(lite)
                     .map(|top| (r, top))
             })
             .collect::<Result<_, _>>()?,
