@@ -87,7 +87,7 @@ impl std::fmt::Debug for Presence {
 }
 
 struct RedisPresence {
-    pool: deadpool_redis::Pool,
+    commands: domain::bus::redis::Commands,
     prefix: String,
     node: String,
     ttl: Duration,
@@ -158,7 +158,7 @@ impl Presence {
     /// Presence in the bus's Redis. `ttl` is how long an entry outlives a silent gateway.
     pub fn redis(bus: &RedisBus, ttl: Duration) -> Presence {
         Presence::with_store(Store::Redis(RedisPresence {
-            pool: bus.pool().clone(),
+            commands: bus.commands().clone(),
             prefix: bus.prefix().to_owned(),
             node: format!("{:016x}", rand::random::<u64>()),
             ttl,
@@ -435,12 +435,6 @@ impl RedisPresence {
         self.ttl_ms() * 3
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, redis::RedisError> {
-        self.pool.get().await.map_err(|e| {
-            redis::RedisError::from((redis::ErrorKind::Io, "Redis pool", e.to_string()))
-        })
-    }
-
     fn script(&self, body: &str, user: UserId) -> redis::Cmd {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(format!("{ANNOUNCE_LUA}{body}"))
@@ -466,7 +460,7 @@ impl RedisPresence {
             .arg(now)
             .arg(now + self.ttl_ms())
             .arg(self.key_ttl_ms());
-        let mut c = self.conn().await?;
+        let mut c = self.commands.clone();
         let status: Option<String> = cmd.query_async(&mut c).await?;
         Ok(status.as_deref().and_then(parse_status))
     }
@@ -520,7 +514,7 @@ impl RedisPresence {
                     .ignore();
             }
         }
-        let mut c = self.conn().await?;
+        let mut c = self.commands.clone();
         let added: Vec<i64> = pipe.query_async(&mut c).await?;
         Ok(states
             .iter()
@@ -533,7 +527,7 @@ impl RedisPresence {
     /// Removes expired entries (dead gateways) and returns the status changes that caused.
     async fn sweep(&self) -> redis::RedisResult<Vec<(UserId, PresenceStatus)>> {
         let now = now_ms();
-        let mut c = self.conn().await?;
+        let mut c = self.commands.clone();
         let stale: Vec<String> = redis::cmd("ZRANGEBYSCORE")
             .arg(self.all_key())
             .arg("-inf")
@@ -563,7 +557,7 @@ impl RedisPresence {
 
     async fn snapshot(&self) -> redis::RedisResult<Vec<(UserId, PresenceStatus)>> {
         let now = now_ms();
-        let mut c = self.conn().await?;
+        let mut c = self.commands.clone();
         let (all, active): (Vec<String>, Vec<String>) = redis::pipe()
             .cmd("ZRANGEBYSCORE")
             .arg(self.all_key())

@@ -195,3 +195,63 @@ async fn credentials_in_the_url_are_used() {
     assert!(subscribed, "and subscribes and answers");
     assert!(refused.is_err(), "a wrong password does not");
 }
+
+/// PINGs the Redis server has answered, all clients together.
+async fn pings_served(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(redis)
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_ping:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().expect("a count"))
+}
+
+async fn command_client_id(bus: &domain::bus::redis::RedisBus) -> i64 {
+    redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut bus.commands().clone())
+        .await
+        .expect("CLIENT ID")
+}
+
+#[tokio::test]
+async fn commands_share_one_connection_without_a_ping_each_and_replace_it_when_it_dies() {
+    let _serial = REDIS_KILL.read().await;
+    let mut redis = require_redis().await;
+    let w = World::new(default_backend());
+    let bus = w.redis_bus().await;
+    let topic = Topic::Room(RoomId(1));
+    let first = command_client_id(&bus).await;
+    let pings = pings_served(&mut redis).await;
+    const SENT: u64 = 50;
+    for i in 0..SENT {
+        bus.publish(topic, &message(&format!("m{i}")))
+            .await
+            .expect("publish");
+    }
+    // A pool checkout per publish would have PINGed Redis once each (other tests running
+    // meanwhile add a few at most).
+    let more = pings_served(&mut redis).await - pings;
+    assert!(more < SENT, "{more} PINGs for {SENT} publishes");
+    assert_eq!(command_client_id(&bus).await, first, "one connection");
+
+    // Killed under it: the next command may fail; the one after runs on a new connection.
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(first)
+        .query_async(&mut redis)
+        .await
+        .expect("CLIENT KILL");
+    assert_eq!(killed, 1);
+    let _ = bus
+        .publish(topic, &message("lost with the connection"))
+        .await;
+    bus.publish(topic, &message("after"))
+        .await
+        .expect("a publish on a fresh connection");
+    assert_ne!(command_client_id(&bus).await, first);
+}
