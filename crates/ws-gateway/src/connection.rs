@@ -181,7 +181,8 @@ where
     let heard = || last_heard.store(born.elapsed().as_millis() as u64, Ordering::Relaxed);
     let end = {
         let writer = async {
-            let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+            let mut ping =
+                tokio::time::interval_at(Instant::now() + spread(ping_every), ping_every);
             loop {
                 tokio::select! {
                     out = outbound.recv() => {
@@ -216,7 +217,7 @@ where
         };
         let reader = async {
             let every = core.config.revalidate_interval;
-            let mut revalidate = tokio::time::interval_at(Instant::now() + every, every);
+            let mut revalidate = tokio::time::interval_at(Instant::now() + spread(every), every);
             loop {
                 let room_for_more = conn.sends_in_flight().len() < MAX_SENDS_IN_FLIGHT;
                 let sending = !conn.sends_in_flight().is_empty();
@@ -393,6 +394,14 @@ struct Posting {
     slug: String,
     body: String,
     client_id: String,
+}
+
+/// When a socket's periodic work (pings, session checks) first runs: at a random point in
+/// the second half of its first period. Sockets opened together (a reconnect storm, a
+/// redeploy) would otherwise ping together, and check their sessions in the database
+/// together, every period for as long as they stay: N frames or N queries at once.
+fn spread(every: Duration) -> Duration {
+    every.mul_f64(rand::random_range(0.5..=1.0))
 }
 
 /// The answer to one queued `send`: the frame's `client_id` and the refusal, if any.
@@ -1046,6 +1055,16 @@ mod tests {
     };
     use futures_util::{sink, stream};
     use serde_json::Value;
+
+    #[test]
+    fn sockets_opened_together_do_their_periodic_work_apart() {
+        let every = Duration::from_secs(20);
+        let firsts: Vec<Duration> = (0..200).map(|_| spread(every)).collect();
+        assert!(firsts.iter().all(|d| *d >= every / 2 && *d <= every));
+        let (lo, hi) = (firsts.iter().min().unwrap(), firsts.iter().max().unwrap());
+        // 200 uniform draws over 10 s: together within 5 s with odds far below 1e-50.
+        assert!(*hi - *lo > Duration::from_secs(5), "{lo:?}..{hi:?}");
+    }
 
     struct Harness {
         _db: TestDb,
