@@ -287,6 +287,14 @@ where
     drop(registration);
 }
 
+/// When a socket's periodic work (pings, session checks) first runs: at a random point in
+/// the second half of its first period. Sockets opened together (a reconnect storm, a
+/// redeploy) would otherwise ping together, and check their sessions in the database
+/// together, every period for as long as they stay: N frames or N queries at once.
+fn spread(every: Duration) -> Duration {
+    every.mul_f64(rand::random_range(0.5..=1.0))
+}
+
 /// The `hello` frame, serialised. Its own function so the name lists (up to
 /// [`ONLINE_SNAPSHOT_MAX`] strings, tens of KB) are freed once it is written: held in the
 /// socket's task, they were most of an idle socket's memory.
@@ -394,14 +402,6 @@ struct Posting {
     slug: String,
     body: String,
     client_id: String,
-}
-
-/// When a socket's periodic work (pings, session checks) first runs: at a random point in
-/// the second half of its first period. Sockets opened together (a reconnect storm, a
-/// redeploy) would otherwise ping together, and check their sessions in the database
-/// together, every period for as long as they stay: N frames or N queries at once.
-fn spread(every: Duration) -> Duration {
-    every.mul_f64(rand::random_range(0.5..=1.0))
 }
 
 /// The answer to one queued `send`: the frame's `client_id` and the refusal, if any.

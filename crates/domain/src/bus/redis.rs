@@ -208,8 +208,8 @@ impl RedisBus {
         })
     }
 
-    /// Like [`RedisBus::new`], then waits until both the pool and the pub/sub connection
-    /// answer (or `timeout` passes).
+    /// Like [`RedisBus::new`], then waits until both the command connection and the
+    /// pub/sub connection answer (or `timeout` passes).
     pub async fn connect(
         url: &SecretString,
         prefix: &str,
