@@ -39,13 +39,21 @@
 //! On SQLite the writer's connection does not checkpoint the WAL (SQLite's default makes
 //! the commit that crosses 1,000 pages copy the WAL into the database and fsync it: a
 //! send waited 3 ms for that a few times a minute at light load). A second thread,
-//! the checkpointer, runs a PASSIVE checkpoint every [`CHECKPOINT_EVERY`] when the
-//! writer has committed since the last one; PASSIVE never blocks the writer.
+//! the checkpointer, runs a PASSIVE checkpoint (it never blocks the writer) once
+//! [`CHECKPOINTS`]`.messages` wait in the WAL, or once the first of them has waited
+//! [`CHECKPOINTS`]`.within`. Not more often: the first commit after a complete checkpoint
+//! starts the WAL over and must fsync its header while holding the write lock (SQLite
+//! ticket ff5be73dee), so every checkpoint costs one send a device flush: a few hundred
+//! microseconds, hundreds of milliseconds when the disk is busy. Checkpointing every
+//! second put that on one message per second at light load (5 % of them at 20/s).
+//! (Truncating the WAL at that restart, `journal_size_limit = 0`, was tried and
+//! dropped: where the file system discards freed blocks the writer then waited
+//! 36–90 ms on the discard.)
 
 use crate::{
     DomainError, Result,
     crypto::{MessageKeys, Sealed},
-    db::{Backend, Db, DbConn, PooledConn, write_tx},
+    db::{Backend, Db, DbConn, PooledConn, SQLITE_AUTOCHECKPOINT, write_tx},
     ids::{MessageId, RoomId, UserId},
     model::{Author, Room, RoomRole, User},
     permissions::{self, Action},
@@ -62,7 +70,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         mpsc::RecvTimeoutError,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -72,10 +80,27 @@ use tokio::sync::{mpsc, oneshot};
 pub const BATCH_CAP: usize = 256;
 /// Posts queued before callers wait for room: back-pressure instead of unbounded memory.
 const QUEUE: usize = 8 * BATCH_CAP;
-/// How often the checkpointer copies the writer's SQLite WAL into the database.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-/// SQLite's own default, given back to a connection the writer returns to the pool.
-const SQLITE_AUTOCHECKPOINT: u32 = 1000;
+/// When the checkpointer copies the writer's SQLite WAL into the database.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoints {
+    /// How often it looks at what the writer committed.
+    pub every: Duration,
+    /// A checkpoint once this many messages were committed since the last one…
+    pub messages: u64,
+    /// …or once the first of them was seen this long ago.
+    pub within: Duration,
+}
+
+/// At one message per transaction a message adds about 6 pages to the WAL: 200 keep it
+/// well under the pages at which another connection's commit would checkpoint
+/// (`db::SQLITE_AUTOCHECKPOINT`). Under load that is reached every look, as before; at
+/// light load (20 messages/s) it means a checkpoint, and a WAL restart, every 10 s, not
+/// every second. `within` bounds how long a trickle of messages stays only in the WAL.
+pub const CHECKPOINTS: Checkpoints = Checkpoints {
+    every: Duration::from_secs(1),
+    messages: 200,
+    within: Duration::from_secs(10),
+};
 
 /// A check run inside the message's transaction, after its room is locked and before the
 /// insert. Returning an error refuses that message only. It may run twice (when its batch
@@ -172,19 +197,20 @@ impl MessageWriter {
     /// Starts the writer thread. It takes its connection from `db`'s pool on its first
     /// batch and keeps it (a broken one is returned and replaced).
     pub fn start(db: &Db, keys: MessageKeys, max_chars: usize) -> Result<MessageWriter> {
-        Self::start_checkpointing_every(db, keys, max_chars, CHECKPOINT_EVERY)
+        Self::start_with_checkpoints(db, keys, max_chars, CHECKPOINTS)
     }
 
-    /// [`start`](Self::start) with another checkpoint interval (tests use a long one to
+    /// [`start`](Self::start) with other checkpoint thresholds (tests use long ones to
     /// see that commits alone never checkpoint).
-    pub fn start_checkpointing_every(
+    pub fn start_with_checkpoints(
         db: &Db,
         keys: MessageKeys,
         max_chars: usize,
-        every: Duration,
+        policy: Checkpoints,
     ) -> Result<MessageWriter> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let batches = Arc::new(AtomicU64::new(0));
+        let messages = Arc::new(AtomicU64::new(0));
         let checkpoints = Arc::new(AtomicU64::new(0));
         // The writer thread holds `alive`; its end ends the checkpointer.
         let (alive, writer_gone) = std::sync::mpsc::channel::<()>();
@@ -192,17 +218,17 @@ impl MessageWriter {
             DomainError::Internal(format!("cannot start the message writer: {e}"))
         };
         if db.backend() == Backend::Sqlite {
-            let (db, batches, checkpoints) = (db.clone(), batches.clone(), checkpoints.clone());
+            let (db, messages, checkpoints) = (db.clone(), messages.clone(), checkpoints.clone());
             std::thread::Builder::new()
                 .name("confab-checkpoint".into())
-                .spawn(move || checkpointer(db, every, writer_gone, batches, checkpoints))
+                .spawn(move || checkpointer(db, policy, writer_gone, messages, checkpoints))
                 .map_err(started)?;
         }
         let (db, thread_keys, counter) = (db.clone(), keys.clone(), batches.clone());
         std::thread::Builder::new()
             .name("confab-msg-writer".into())
             .spawn(move || {
-                writer_loop(db, thread_keys, rx, counter);
+                writer_loop(db, thread_keys, rx, counter, messages);
                 drop(alive);
             })
             .map_err(started)?;
@@ -279,20 +305,26 @@ impl MessageWriter {
     }
 }
 
-/// Every `every`, if the writer committed since the last time, a PASSIVE checkpoint: it
-/// copies what it can of the WAL into the database without waiting for (or blocking)
-/// the writer or any reader. Ends with the writer thread.
+/// A PASSIVE checkpoint when `policy` says one is due (see the module's doc): it copies
+/// what it can of the WAL into the database without waiting for (or blocking) the
+/// writer or any reader. Ends with the writer thread.
 fn checkpointer(
     db: Db,
-    every: Duration,
+    policy: Checkpoints,
     writer_gone: std::sync::mpsc::Receiver<()>,
-    batches: Arc<AtomicU64>,
+    messages: Arc<AtomicU64>,
     checkpoints: Arc<AtomicU64>,
 ) {
     let mut seen = 0;
-    while let Err(RecvTimeoutError::Timeout) = writer_gone.recv_timeout(every) {
-        let now = batches.load(Ordering::Relaxed);
+    // When this look first found messages the last checkpoint did not cover.
+    let mut waiting_since: Option<Instant> = None;
+    while let Err(RecvTimeoutError::Timeout) = writer_gone.recv_timeout(policy.every) {
+        let now = messages.load(Ordering::Relaxed);
         if now == seen {
+            continue;
+        }
+        let since = *waiting_since.get_or_insert_with(Instant::now);
+        if now - seen < policy.messages && since.elapsed() < policy.within {
             continue;
         }
         match db
@@ -301,6 +333,7 @@ fn checkpointer(
         {
             Ok(()) => {
                 seen = now;
+                waiting_since = None;
                 checkpoints.fetch_add(1, Ordering::Relaxed);
             }
             // Tried again next time; meanwhile the WAL only grows.
@@ -328,7 +361,13 @@ fn release(db: &Db, mut c: PooledConn) {
     }
 }
 
-fn writer_loop(db: Db, keys: MessageKeys, mut rx: mpsc::Receiver<Job>, batches: Arc<AtomicU64>) {
+fn writer_loop(
+    db: Db,
+    keys: MessageKeys,
+    mut rx: mpsc::Receiver<Job>,
+    batches: Arc<AtomicU64>,
+    messages: Arc<AtomicU64>,
+) {
     let mut conn: Option<PooledConn> = None;
     let mut batch: Vec<Job> = Vec::with_capacity(BATCH_CAP);
     while let Some(first) = rx.blocking_recv() {
@@ -354,6 +393,9 @@ fn writer_loop(db: Db, keys: MessageKeys, mut rx: mpsc::Receiver<Job>, batches: 
         };
         let size = batch.len();
         batches.fetch_add(1, Ordering::Relaxed);
+        // Posts taken, not rows written: a refused one is counted too (the checkpointer
+        // only needs an upper bound on what the WAL holds).
+        messages.fetch_add(size as u64, Ordering::Relaxed);
         // A panicking guard must not stop every later post of the process: the batch's
         // callers get an error (their reply senders are dropped), its transaction is
         // rolled back, and the writer goes on.

@@ -19,6 +19,12 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrati
 /// milliseconds, so this only runs out when something is badly wrong.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 30_000;
 
+/// WAL pages after which a connection's own commit checkpoints. A process with a message
+/// writer checkpoints in the background well before (`writer::CHECKPOINTS`), so this is
+/// the backstop for processes without one; SQLite's 1,000 would have ordinary commits
+/// checkpoint on a request's path between two background checkpoints.
+pub(crate) const SQLITE_AUTOCHECKPOINT: u32 = 4_000;
+
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
     Sqlite(SqliteConnection),
@@ -93,6 +99,7 @@ impl ManageConnection for Manager {
                     "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
                      PRAGMA journal_mode = WAL;
                      PRAGMA synchronous = NORMAL;
+                     PRAGMA wal_autocheckpoint = {SQLITE_AUTOCHECKPOINT};
                      PRAGMA foreign_keys = ON;"
                 ))
                 .map_err(r2d2::Error::QueryError)?;

@@ -13,7 +13,7 @@ use domain::{
     model::{Body, MessageKind, RoomKind, RoomRole},
     repo::{self, message::NewMessage},
     testing::TestDb,
-    writer::MessageWriter,
+    writer::{Checkpoints, MessageWriter},
 };
 use futures_util::future::join_all;
 use std::collections::HashSet;
@@ -367,7 +367,8 @@ both! {
 }
 
 /// SQLite: the writer's commits never checkpoint the WAL (a commit that did waited for
-/// the copy and its fsync); the checkpointer does, in the background.
+/// the copy and its fsync); the checkpointer does, in the background, once enough
+/// messages or enough time has gone by (each checkpoint makes the next commit fsync).
 #[test]
 fn sqlite_commits_leave_the_checkpoints_to_the_checkpointer() {
     let db = TestDb::new(domain::db::Backend::Sqlite);
@@ -388,8 +389,12 @@ fn sqlite_commits_leave_the_checkpoints_to_the_checkpointer() {
     let before = size(&file);
     run(async {
         let hour = std::time::Duration::from_secs(3600);
-        let writer =
-            MessageWriter::start_checkpointing_every(&db.db, k.clone(), MAX, hour).unwrap();
+        let never = Checkpoints {
+            every: hour,
+            messages: u64::MAX,
+            within: hour,
+        };
+        let writer = MessageWriter::start_with_checkpoints(&db.db, k.clone(), MAX, never).unwrap();
         // One commit each, well past SQLite's 1,000-page autocheckpoint.
         for i in 0..600 {
             let new = text(room, &author, &format!("m{i}"), &format!("c{i}"));
@@ -408,19 +413,50 @@ fn sqlite_commits_leave_the_checkpoints_to_the_checkpointer() {
         assert_eq!(writer.checkpoints(), 0);
         drop(writer);
 
-        let every = std::time::Duration::from_millis(50);
-        let writer = MessageWriter::start_checkpointing_every(&db.db, k, MAX, every).unwrap();
+        // The checkpointer looks every 20 ms; a commit alone is not reason enough.
+        let tick = std::time::Duration::from_millis(20);
+        let policy = Checkpoints {
+            every: tick,
+            messages: 50,
+            within: hour,
+        };
+        let writer = MessageWriter::start_with_checkpoints(&db.db, k.clone(), MAX, policy).unwrap();
+        for i in 0..49 {
+            let new = text(room, &author, &format!("t{i}"), &format!("t{i}"));
+            writer.post(new).await.unwrap();
+            tokio::time::sleep(tick / 4).await;
+        }
+        tokio::time::sleep(tick * 5).await;
+        assert_eq!(
+            writer.checkpoints(),
+            0,
+            "a trickle of commits checkpointed before 50 messages"
+        );
+        writer
+            .post(text(room, &author, "50th", "t49"))
+            .await
+            .unwrap();
+        wait_for_checkpoint(&writer, tick).await;
+        drop(writer);
+
+        // A single message is checkpointed once it has waited `within`.
+        let policy = Checkpoints {
+            every: tick,
+            messages: u64::MAX,
+            within: std::time::Duration::from_millis(200),
+        };
+        let writer = MessageWriter::start_with_checkpoints(&db.db, k, MAX, policy).unwrap();
         writer
             .post(text(room, &author, "last", "c-last"))
             .await
             .unwrap();
-        for _ in 0..200 {
-            if writer.checkpoints() > 0 {
-                break;
-            }
-            tokio::time::sleep(every).await;
-        }
-        assert!(writer.checkpoints() > 0, "no checkpoint within 10 s");
+        let posted = std::time::Instant::now();
+        wait_for_checkpoint(&writer, tick).await;
+        assert!(
+            posted.elapsed() >= std::time::Duration::from_millis(180),
+            "checkpointed {:?} after the message, before `within`",
+            posted.elapsed()
+        );
     });
     assert!(
         size(&file) > before,
@@ -433,5 +469,15 @@ fn sqlite_commits_leave_the_checkpoints_to_the_checkpointer() {
             .get_result(&mut db.db.get().unwrap())
             .unwrap()
     };
-    assert_eq!(stored, 601);
+    assert_eq!(stored, 651);
+}
+
+async fn wait_for_checkpoint(writer: &MessageWriter, tick: std::time::Duration) {
+    for _ in 0..500 {
+        if writer.checkpoints() > 0 {
+            return;
+        }
+        tokio::time::sleep(tick).await;
+    }
+    panic!("no checkpoint within 10 s");
 }
