@@ -384,6 +384,13 @@ fn writer_loop(
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "message writer has no connection");
+                    // Everything queued while the pool waited (up to its timeout) is
+                    // refused too: the next post in the queue would otherwise wait a whole
+                    // timeout more, and the one after it another (a send took 20 s to be
+                    // refused during a PostgreSQL outage).
+                    while let Ok(job) = rx.try_recv() {
+                        batch.push(job);
+                    }
                     for job in batch.drain(..) {
                         let _ = job.reply.send(Err(DomainError::Unavailable(e.to_string())));
                     }

@@ -481,3 +481,59 @@ async fn wait_for_checkpoint(writer: &MessageWriter, tick: std::time::Duration) 
     }
     panic!("no checkpoint within 10 s");
 }
+
+/// When the database goes away, a post queued behind one that is waiting for a
+/// connection is refused with it, not after a further pool timeout of its own.
+#[test]
+fn posts_queued_while_the_database_is_unreachable_are_refused_together() {
+    use diesel::{Connection as _, PgConnection, RunQueryDsl as _};
+    let db = TestDb::new(domain::db::Backend::Postgres);
+    let room = repo::room::ensure_general(&mut db.db.get().unwrap())
+        .unwrap()
+        .id;
+    let author = user(&db, "gone");
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    run(async {
+        let writer = MessageWriter::start(&db.db, keys(), MAX).unwrap();
+        writer
+            .post(text(room, &author, "before", "c0"))
+            .await
+            .unwrap();
+        // The database disappears: the writer's connection is cut, and every new one
+        // is refused, so the pool waits its whole timeout (10 s) before giving up.
+        let mut admin = PgConnection::establish(&domain::testing::postgres_admin_url()).unwrap();
+        diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .unwrap();
+        // On the cut connection: refused at once.
+        let first = writer.post(text(room, &author, "cut", "c1")).await;
+        assert!(first.is_err(), "{first:?}");
+        let start = std::time::Instant::now();
+        let waiting = {
+            let w = writer.clone();
+            let new = text(room, &author, "waits", "c2");
+            tokio::spawn(async move { (w.post(new).await, start.elapsed()) })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let queued = {
+            let w = writer.clone();
+            let new = text(room, &author, "queued", "c3");
+            tokio::spawn(async move { (w.post(new).await, start.elapsed()) })
+        };
+        let (waited, waited_in) = waiting.await.unwrap();
+        let (behind, behind_in) = queued.await.unwrap();
+        assert!(
+            matches!(waited, Err(DomainError::Unavailable(_))),
+            "{waited:?}"
+        );
+        assert!(
+            matches!(behind, Err(DomainError::Unavailable(_))),
+            "{behind:?}"
+        );
+        assert!(
+            behind_in < waited_in + std::time::Duration::from_secs(3),
+            "the queued post was refused {behind_in:?} after the start, the one before \
+             it {waited_in:?}: it waited for a pool timeout of its own"
+        );
+    });
+}
