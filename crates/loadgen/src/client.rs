@@ -75,7 +75,32 @@ pub struct Counters {
     pub unique: AtomicU64,
     pub duplicates: AtomicU64,
     pub closed: AtomicU64,
-    latency: Vec<Mutex<Histogram<u64>>>,
+    /// Gateways the sockets are spread over (socket `i` on endpoint `i % gateways`).
+    gateways: usize,
+    latency: Vec<Mutex<Latency>>,
+}
+
+/// Latencies of one period, split by where the receiving socket is: on the sender's
+/// gateway, or on another one (the message crossed the bus).
+pub struct Latency {
+    pub same: Histogram<u64>,
+    pub other: Histogram<u64>,
+}
+
+impl Latency {
+    fn new() -> Latency {
+        Latency {
+            same: histogram(),
+            other: histogram(),
+        }
+    }
+
+    /// Every latency, wherever the socket was.
+    pub fn all(&self) -> Histogram<u64> {
+        let mut all = self.same.clone();
+        let _ = all.add(&self.other);
+        all
+    }
 }
 
 pub fn histogram() -> Histogram<u64> {
@@ -84,7 +109,8 @@ pub fn histogram() -> Histogram<u64> {
 }
 
 impl Counters {
-    pub fn new() -> Arc<Counters> {
+    /// Counters for sockets spread over `gateways` endpoints.
+    pub fn new(gateways: usize) -> Arc<Counters> {
         Arc::new(Counters {
             epoch: Instant::now(),
             sent: AtomicU64::new(0),
@@ -94,7 +120,8 @@ impl Counters {
             unique: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             closed: AtomicU64::new(0),
-            latency: (0..SHARDS).map(|_| Mutex::new(histogram())).collect(),
+            gateways: gateways.max(1),
+            latency: (0..SHARDS).map(|_| Mutex::new(Latency::new())).collect(),
         })
     }
 
@@ -103,20 +130,26 @@ impl Counters {
     }
 
     /// Takes the latencies recorded since the last call (and starts afresh).
-    pub fn take_latency(&self) -> Histogram<u64> {
-        let mut all = histogram();
+    pub fn take_latency(&self) -> Latency {
+        let mut all = Latency::new();
         for shard in &self.latency {
             let mut h = shard.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = all.add(&*h);
-            h.reset();
+            let _ = all.same.add(&h.same);
+            let _ = all.other.add(&h.other);
+            h.same.reset();
+            h.other.reset();
         }
         all
     }
 
-    fn record_latency(&self, shard: usize, us: u64) {
-        let mut h = self.latency[shard % SHARDS]
+    /// Records one latency seen by socket `receiver` of a message from socket `sender`
+    /// (in the traffic scenarios a sender's id is its socket's index).
+    fn record_latency(&self, receiver: usize, sender: u32, us: u64) {
+        let mut h = self.latency[receiver % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        let same = sender as usize % self.gateways == receiver % self.gateways;
+        let h = if same { &mut h.same } else { &mut h.other };
         h.saturating_record(us.max(1));
     }
 }
@@ -177,7 +210,7 @@ impl SockState {
             c.unique.fetch_add(1, Relaxed);
             self.unique.fetch_add(1, Relaxed);
             if live {
-                c.record_latency(self.index, c.now_us().saturating_sub(at));
+                c.record_latency(self.index, sender, c.now_us().saturating_sub(at));
             }
         } else {
             c.duplicates.fetch_add(1, Relaxed);
@@ -441,7 +474,7 @@ mod tests {
 
     #[test]
     fn duplicates_and_foreign_bodies_are_told_apart() {
-        let c = Counters::new();
+        let c = Counters::new(1);
         let mut st = SockState::new(0, "r".into(), 1);
         let b = body(3, 7, c.now_us(), 40);
         assert!(b.len() >= 40);
@@ -451,7 +484,23 @@ mod tests {
         st.record(&body(3, 8, 0, 0), false, &c);
         assert_eq!(c.unique.load(Relaxed), 2);
         assert_eq!(c.duplicates.load(Relaxed), 1);
-        assert_eq!(c.take_latency().len(), 1);
-        assert_eq!(c.take_latency().len(), 0, "taken and reset");
+        assert_eq!(c.take_latency().all().len(), 1);
+        assert_eq!(c.take_latency().all().len(), 0, "taken and reset");
+    }
+
+    #[test]
+    fn latencies_are_split_by_the_receivers_gateway() {
+        // Two gateways: socket i is on gateway i % 2; sender 3 is on gateway 1.
+        let c = Counters::new(2);
+        let (mut on_1, mut on_0) = (
+            SockState::new(5, "r".into(), 2),
+            SockState::new(4, "r".into(), 2),
+        );
+        on_1.record(&body(3, 0, 0, 0), true, &c);
+        on_0.record(&body(3, 0, 0, 0), true, &c);
+        on_0.record(&body(3, 1, 0, 0), true, &c);
+        let lat = c.take_latency();
+        assert_eq!((lat.same.len(), lat.other.len()), (1, 2));
+        assert_eq!(lat.all().len(), 3);
     }
 }

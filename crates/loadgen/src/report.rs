@@ -48,6 +48,16 @@ pub struct Record {
     pub lat_p999_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lat_max_ms: Option<f64>,
+    /// With several gateways: latency to the sockets on the sender's own gateway…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lat_same_gw_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lat_same_gw_p99_ms: Option<f64>,
+    /// …and to those on another gateway (the message crossed the bus).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lat_other_gw_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lat_other_gw_p99_ms: Option<f64>,
     /// Average cores the servers used (sum over the pids given).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu_cores: Option<f64>,
@@ -156,6 +166,7 @@ pub fn table(records: &[Record]) -> String {
                 r.stop_reason.clone().unwrap_or_default()
             ),
             _ if r.errors + r.closed > 0 => format!("{} errors, {} closed", r.errors, r.closed),
+            _ if r.lat_other_gw_p50_ms.is_some() => gateway_split(r),
             _ => String::new(),
         };
         let _ = writeln!(
@@ -179,6 +190,17 @@ pub fn table(records: &[Record]) -> String {
         );
     }
     out
+}
+
+/// p50 / p99 on the sender's gateway and on the other one.
+fn gateway_split(r: &Record) -> String {
+    format!(
+        "sender's gateway p50/p99 {}/{} ms, other gateway {}/{} ms",
+        f(r.lat_same_gw_p50_ms, 2),
+        f(r.lat_same_gw_p99_ms, 2),
+        f(r.lat_other_gw_p50_ms, 2),
+        f(r.lat_other_gw_p99_ms, 2)
+    )
 }
 
 pub fn parse_lines(text: &str) -> anyhow::Result<Vec<Record>> {
@@ -280,6 +302,7 @@ pub fn markdown(
                     r.sockets
                 ),
                 "ramp" => r.stop_reason.clone().unwrap_or_default(),
+                _ if r.lat_other_gw_p50_ms.is_some() => gateway_split(r),
                 _ => String::new(),
             };
             let _ = writeln!(
@@ -539,6 +562,42 @@ mod tests {
             md.contains("`ramp` serve: ≥ 0.7 × bound, zero loss | 0.800 ×"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn the_gateway_split_is_shown_only_where_it_was_measured() {
+        let serve = Record {
+            target: "serve".into(),
+            scenario: "light".into(),
+            lat_p99_ms: Some(2.0),
+            ..Record::default()
+        };
+        let prod = Record {
+            target: "prod".into(),
+            lat_same_gw_p50_ms: Some(0.8),
+            lat_same_gw_p99_ms: Some(1.5),
+            lat_other_gw_p50_ms: Some(1.25),
+            lat_other_gw_p99_ms: Some(2.5),
+            ..serve.clone()
+        };
+        let split = "sender's gateway p50/p99 0.80/1.50 ms, other gateway 1.25/2.50 ms";
+        let md = markdown(
+            &[serve.clone(), prod.clone()],
+            &Extras::default(),
+            "bare",
+            "serve",
+            "prod",
+            "m",
+        );
+        assert_eq!(md.matches(split).count(), 1, "{md}");
+        assert!(
+            md.lines()
+                .any(|l| l.starts_with("| light | prod |") && l.contains(split))
+        );
+        let text = table(&[serve, prod]);
+        let line = |t: &str| text.lines().find(|l| l.starts_with(t)).unwrap_or_default();
+        assert!(line("prod").ends_with(split), "{text}");
+        assert!(!line("serve").contains("gateway"), "{text}");
     }
 
     #[test]

@@ -416,7 +416,7 @@ async fn traffic(
     rates: &[f64],
     secs: f64,
 ) -> anyhow::Result<Record> {
-    let c = Counters::new();
+    let c = Counters::new(target.endpoints.len());
     let plans = plan_shape(target, prefix, shape).await?;
     let (live, opened) = open(target, opts, plans, true, &c).await;
     let mut last = Record::default();
@@ -469,7 +469,14 @@ async fn step(
     let elapsed = t0.elapsed().as_secs_f64();
     let after = snap(c);
     let d: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
-    let lat = c.take_latency();
+    let split = c.take_latency();
+    let lat = split.all();
+    // Only where some receivers were on another gateway than the sender.
+    let (same, other) = if split.other.is_empty() {
+        (None, None)
+    } else {
+        (Some(&split.same), Some(&split.other))
+    };
     Record {
         target: target.name.clone(),
         scenario: scenario.into(),
@@ -492,6 +499,10 @@ async fn step(
         lat_p99_ms: pct(&lat, 0.99),
         lat_p999_ms: pct(&lat, 0.999),
         lat_max_ms: (!lat.is_empty()).then(|| ms(lat.max())),
+        lat_same_gw_p50_ms: same.and_then(|h| pct(h, 0.5)),
+        lat_same_gw_p99_ms: same.and_then(|h| pct(h, 0.99)),
+        lat_other_gw_p50_ms: other.and_then(|h| pct(h, 0.5)),
+        lat_other_gw_p99_ms: other.and_then(|h| pct(h, 0.99)),
         server_cpu_cores: server.cores(),
         server_rss_bytes: target.procs.rss_bytes(),
         loadgen_cpu_cores: me.cores(),
@@ -503,7 +514,7 @@ async fn step(
 /// result is the best step that passed.
 async fn ramp(target: &Target, opts: &Options, prefix: &str) -> anyhow::Result<Vec<Record>> {
     let shape = Shape::fanout(opts);
-    let c = Counters::new();
+    let c = Counters::new(target.endpoints.len());
     let plans = plan_shape(target, prefix, shape).await?;
     let (live, opened) = open(target, opts, plans, true, &c).await;
     let mut out = Vec::new();
@@ -595,7 +606,7 @@ async fn idle(target: &Target, opts: &Options, prefix: &str) -> anyhow::Result<R
     // Let the previous scenario's memory settle before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss0 = target.procs.rss_bytes();
-    let c = Counters::new();
+    let c = Counters::new(target.endpoints.len());
     let server = target.procs.cpu_window();
     let me = Procs::me().cpu_window();
     let t0 = Instant::now();
@@ -649,7 +660,7 @@ impl Posters {
     ) -> anyhow::Result<Posters> {
         let acks = Arc::new(AtomicU64::new(0));
         let mut sinks = Vec::new();
-        let c = Counters::new();
+        let c = Counters::new(target.endpoints.len());
         for (i, (ident, slug)) in idents.iter().zip(slugs).enumerate() {
             let ep = &target.endpoints[i % target.endpoints.len()];
             let mut ws = client::connect(ep, ident, None).await?;
@@ -732,7 +743,7 @@ async fn reconnect(target: &Target, opts: &Options, prefix: &str) -> anyhow::Res
         members,
         senders: 0,
     };
-    let c = Counters::new();
+    let c = Counters::new(target.endpoints.len());
     let plans = plan_shape(target, prefix, shape).await?;
     let idents: Vec<Ident> = plans.iter().map(|p| p.ident.clone()).collect();
     let slugs: Vec<String> = (0..shape.rooms).map(|r| format!("{prefix}-r{r}")).collect();
@@ -771,7 +782,7 @@ async fn reconnect(target: &Target, opts: &Options, prefix: &str) -> anyhow::Res
             state: st,
         })
         .collect();
-    let c2 = Counters::new();
+    let c2 = Counters::new(target.endpoints.len());
     let (live, again) = open(target, opts, plans, true, &c2).await;
     let want = before + opts.reconnect_missed;
     let until = Instant::now() + Duration::from_secs(60);
