@@ -437,21 +437,26 @@ impl Posting {
             // watermarks), and a socket that lacks `prev` is caught up by the echo's pump.
             // Only for small commits: under load the writer thread must only write (its
             // fan-out cut the highest sustained rate by a fifth), and the echo delivers.
-            if let Some(prev) = posted.prev
-                && created <= DIRECT_DELIVERY_MAX
-            {
-                let q = Queued {
-                    id: Some(message.id),
-                    text: ServerFrame::Message(message.clone()).to_text(),
-                };
-                hub.deliver_chained(room_id, prev, &q);
-            }
+            let direct = posted
+                .prev
+                .filter(|_| created <= DIRECT_DELIVERY_MAX)
+                .map(|prev| (prev, message.clone()));
+            // Announced first: each socket woken below queues its task on the runtime,
+            // and the announcer queued after them waited for every one of their writes
+            // (0.3 ms of the other gateways' latency at light load).
             let event = Event::Message {
                 room_id,
                 message,
                 prev: posted.prev,
             };
             let _ = announce.send((Topic::Room(room_id), event));
+            if let Some((prev, message)) = direct {
+                let q = Queued {
+                    id: Some(message.id),
+                    text: ServerFrame::Message(message).to_text(),
+                };
+                hub.deliver_chained(room_id, prev, &q);
+            }
         });
         self.core.writer.enqueue(new, guard, on_commit).await
     }
