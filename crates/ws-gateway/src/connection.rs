@@ -181,8 +181,10 @@ where
     let heard = || last_heard.store(born.elapsed().as_millis() as u64, Ordering::Relaxed);
     let end = {
         let writer = async {
-            let mut ping =
-                tokio::time::interval_at(Instant::now() + spread(ping_every), ping_every);
+            let mut ping = tokio::time::interval_at(
+                on_ping_grid(Instant::now() + spread(ping_every), ping_every),
+                ping_every,
+            );
             loop {
                 tokio::select! {
                     out = outbound.recv() => {
@@ -293,6 +295,29 @@ where
 /// together, every period for as long as they stay: N frames or N queries at once.
 fn spread(every: Duration) -> Duration {
     every.mul_f64(rand::random_range(0.5..=1.0))
+}
+
+/// Ping slots per ping period (see [`on_ping_grid`]).
+const PING_SLOTS: u32 = 20;
+
+/// `at` rounded up to the ping grid: slots of `every / PING_SLOTS`, counted from one clock
+/// for the whole process. The period is a whole number of slots, so a socket stays on the
+/// grid and the sockets due in one slot share one timer wake-up of their worker: at light
+/// load the wake-ups, one per ping at random instants, cost more than the pings. Session
+/// checks keep their random instants: each is a blocking database task, and a slot's worth
+/// at once would start that many threads.
+fn on_ping_grid(at: Instant, every: Duration) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let slot = (every / PING_SLOTS).max(Duration::from_millis(1));
+    let slots = at
+        .duration_since(epoch)
+        .as_nanos()
+        .div_ceil(slot.as_nanos());
+    u64::try_from(slots * slot.as_nanos())
+        .ok()
+        .and_then(|nanos| epoch.checked_add(Duration::from_nanos(nanos)))
+        .unwrap_or(at)
 }
 
 /// The `hello` frame, serialised. Its own function so the name lists (up to
@@ -1062,13 +1087,28 @@ mod tests {
     use serde_json::Value;
 
     #[test]
-    fn sockets_opened_together_do_their_periodic_work_apart() {
+    fn sockets_opened_together_ping_apart_in_shared_slots() {
         let every = Duration::from_secs(20);
-        let firsts: Vec<Duration> = (0..200).map(|_| spread(every)).collect();
-        assert!(firsts.iter().all(|d| *d >= every / 2 && *d <= every));
+        let slot = every / PING_SLOTS;
+        let now = Instant::now();
+        let firsts: Vec<Instant> = (0..200)
+            .map(|_| on_ping_grid(Instant::now() + spread(every), every))
+            .collect();
+        assert!(firsts.iter().all(|t| *t >= now + every / 2));
+        assert!(firsts.iter().all(|t| *t <= Instant::now() + every + slot));
         let (lo, hi) = (firsts.iter().min().unwrap(), firsts.iter().max().unwrap());
         // 200 uniform draws over 10 s: together within 5 s with odds far below 1e-50.
         assert!(*hi - *lo > Duration::from_secs(5), "{lo:?}..{hi:?}");
+        // On one grid: any two first ticks are a whole number of slots apart, so at most
+        // 11 distinct instants (the second half of a period, rounded up to slots).
+        let mut distinct: Vec<Instant> = firsts.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() <= 11, "{} distinct instants", distinct.len());
+        for t in &distinct {
+            let apart = t.duration_since(*lo).as_nanos();
+            assert_eq!(apart % slot.as_nanos(), 0, "{apart} ns apart");
+        }
     }
 
     struct Harness {
