@@ -218,8 +218,6 @@ where
             }
         };
         let reader = async {
-            let every = core.config.revalidate_interval;
-            let mut revalidate = tokio::time::interval_at(Instant::now() + spread(every), every);
             loop {
                 let room_for_more = conn.sends_in_flight().len() < MAX_SENDS_IN_FLIGHT;
                 let sending = !conn.sends_in_flight().is_empty();
@@ -242,11 +240,6 @@ where
                     }
                     Some((reference, outcome)) = conn.sends_in_flight().next(), if sending => {
                         conn.answered(reference, outcome);
-                    }
-                    _ = revalidate.tick() => {
-                        if !Box::pin(conn.session_is_live()).await {
-                            return End::Close(CloseFrame::new(close::SESSION_ENDED, "session ended"));
-                        }
                     }
                 }
             }
@@ -1056,20 +1049,6 @@ impl Connection {
         });
         Ok(())
     }
-
-    async fn session_is_live(&self) -> bool {
-        let key = self.identity.session_key.clone();
-        match self
-            .core
-            .db
-            .run(move |c| repo::session::find_live(c, &key))
-            .await
-        {
-            Ok(found) => found.is_some(),
-            // An unreachable database is not a revocation.
-            Err(_) => true,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -1591,6 +1570,52 @@ mod tests {
         let closed = a.close_frame().await;
         assert_eq!(closed.code, close::SESSION_ENDED);
         assert!(closed.reason.contains("signed out"));
+    }
+
+    #[tokio::test]
+    async fn sessions_revoked_without_a_bus_event_are_found_by_the_periodic_check() {
+        let h = harness_with(GatewayConfig {
+            revalidate_interval: Duration::from_millis(300),
+            ..GatewayConfig::default()
+        })
+        .await;
+        let ann = h.user("ann").await;
+        let bob = h.user("bob").await;
+        let mut a1 = h.connect(&ann).await;
+        let mut a2 = h.connect(&ann).await;
+        let mut b = h.connect(&bob).await;
+        let carl = h.user("carl").await;
+        let mut c1 = h.connect(&carl).await;
+        // Revoked, or the account deactivated, in the database only, as while the bus was
+        // down: no event comes.
+        let (sid, carl_id) = (ann.session_id, carl.user.id);
+        h.gateway
+            .core
+            .db
+            .run(move |c| {
+                repo::session::revoke(c, sid)?;
+                repo::user::set_active(c, carl_id, false)
+            })
+            .await
+            .expect("revoke");
+        for a in [&mut a1, &mut a2, &mut c1] {
+            let closed = tokio::time::timeout(Duration::from_secs(5), a.close_frame())
+                .await
+                .expect("closed within a few checks");
+            assert_eq!(closed.code, close::SESSION_ENDED);
+            assert_eq!(closed.reason, "session ended");
+        }
+        // Bob's session is live: after several more checks his socket still answers.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        b.send(r#"{"type":"presence","status":"away"}"#);
+        b.send(r#"{"type":"bogus"}"#);
+        loop {
+            let f = b.next().await;
+            if f["type"] == "error" {
+                break;
+            }
+        }
+        assert_eq!(h.gateway.connections(), 1);
     }
 
     #[tokio::test]

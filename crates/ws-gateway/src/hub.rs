@@ -786,6 +786,24 @@ impl Hub {
         )
     }
 
+    /// The sessions behind this gateway's sockets, each once.
+    pub fn session_ids(&self) -> Vec<SessionId> {
+        let inner = self.lock();
+        let mut ids: Vec<SessionId> = inner.conns.values().map(|c| c.info.session_id).collect();
+        ids.sort_unstable_by_key(|id| id.0);
+        ids.dedup();
+        ids
+    }
+
+    /// Closes every socket whose session is one of `sessions`.
+    pub fn kick_any_session(
+        &self,
+        sessions: &std::collections::HashSet<SessionId>,
+        frame: CloseFrame,
+    ) -> usize {
+        self.kick_where(|c| sessions.contains(&c.info.session_id), frame)
+    }
+
     /// Closes one socket.
     pub fn kick(&self, id: ConnId, frame: CloseFrame) {
         if let Some(conn) = self.lock().conns.get(&id) {

@@ -45,8 +45,8 @@ pub struct GatewayConfig {
     /// Live events a socket may have buffered while a room is being caught up.
     pub pending_buffer: usize,
     pub ping_interval: Duration,
-    /// How often a socket re-checks that its session is still live (revocations that
-    /// happened while the bus was down).
+    /// How often the gateway re-checks that its sockets' sessions are still live
+    /// (revocations that happened while the bus was down).
     pub revalidate_interval: Duration,
     /// Frames of any kind, per socket.
     pub frames_per_sec: f64,
@@ -272,6 +272,10 @@ impl Gateway {
         if let Some(every) = core.presence.heartbeat_interval() {
             tokio::spawn(heartbeat(Arc::downgrade(&core), every));
         }
+        tokio::spawn(revalidate(
+            Arc::downgrade(&core),
+            core.config.revalidate_interval,
+        ));
         Ok(Gateway { core })
     }
 
@@ -325,6 +329,52 @@ impl Gateway {
     /// Open sockets on this gateway.
     pub fn connections(&self) -> usize {
         self.core.hub.connections()
+    }
+}
+
+/// Sessions looked up in one query by [`revalidate`].
+const REVALIDATE_CHUNK: usize = 500;
+
+/// Every `every`, closes the sockets whose session is no longer live (revoked while the
+/// bus was down, or its user deactivated): one query per [`REVALIDATE_CHUNK`] sessions,
+/// run one after another, instead of one per socket. An unreachable database is not a
+/// revocation: those sessions are looked at again next time.
+async fn revalidate(core: std::sync::Weak<Core>, every: Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(core) = core.upgrade() else { return };
+        for chunk in core.hub.session_ids().chunks(REVALIDATE_CHUNK) {
+            let ids = chunk.to_vec();
+            let live = match core
+                .db
+                .run(move |c| domain::repo::session::live_among(c, &ids))
+                .await
+            {
+                Ok(live) => live,
+                Err(e) => {
+                    tracing::warn!(error = %e, "session check failed");
+                    continue;
+                }
+            };
+            let ended: std::collections::HashSet<_> = chunk
+                .iter()
+                .filter(|id| !live.contains(id))
+                .copied()
+                .collect();
+            if !ended.is_empty() {
+                let closed = core.hub.kick_any_session(
+                    &ended,
+                    hub::CloseFrame::new(hub::close::SESSION_ENDED, "session ended"),
+                );
+                tracing::info!(
+                    sessions = ended.len(),
+                    sockets = closed,
+                    "ended sessions' sockets closed"
+                );
+            }
+        }
     }
 }
 

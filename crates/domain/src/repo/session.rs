@@ -122,6 +122,24 @@ pub fn find_live(conn: &mut DbConn, key: &SessionKey) -> Result<Option<LiveSessi
     }))
 }
 
+/// Which of `ids` are live sessions (not revoked, not expired, user active): one query.
+pub fn live_among(
+    conn: &mut DbConn,
+    ids: &[SessionId],
+) -> Result<std::collections::HashSet<SessionId>> {
+    let now = Timestamp::now().0;
+    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    let live: Vec<i64> = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq_any(ids))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .filter(users::is_active.eq(true))
+        .select(sessions::id)
+        .load(conn)?;
+    Ok(live.into_iter().map(SessionId).collect())
+}
+
 /// Marks the session as used now and pushes its idle expiry forward (never past the
 /// absolute limit). Returns false when the session is no longer live.
 pub fn touch(conn: &mut DbConn, id: SessionId, lifetimes: Lifetimes) -> Result<bool> {

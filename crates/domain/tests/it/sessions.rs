@@ -71,6 +71,24 @@ both! {
         assert!(repo::session::list_live(&mut c, u.id).unwrap().is_empty());
     }
 
+    fn live_among_names_the_live_sessions_of_a_list(db: &TestDb) {
+        let u = user(db, "ida");
+        let v = user(db, "jon");
+        let mut c = db.db.get().unwrap();
+        let (_, live) = repo::session::create(&mut c, u.id, "a", "1", "{}", LIFE).unwrap();
+        let (_, revoked) = repo::session::create(&mut c, u.id, "b", "2", "{}", LIFE).unwrap();
+        let (_, expired) = repo::session::create(&mut c, u.id, "c", "3", "{}", Lifetimes { idle_secs: 0, absolute_secs: 0 }).unwrap();
+        let (_, deactivated) = repo::session::create(&mut c, v.id, "d", "4", "{}", LIFE).unwrap();
+        let (_, unasked) = repo::session::create(&mut c, u.id, "e", "5", "{}", LIFE).unwrap();
+        repo::session::revoke(&mut c, revoked.id).unwrap();
+        repo::user::set_active(&mut c, v.id, false).unwrap();
+        let unknown = domain::ids::SessionId(i64::MAX);
+        let ids = [live.id, revoked.id, expired.id, deactivated.id, unknown];
+        let found = repo::session::live_among(&mut c, &ids).unwrap();
+        assert_eq!(found, [live.id].into_iter().collect(), "{unasked:?} was not asked for");
+        assert!(repo::session::live_among(&mut c, &[]).unwrap().is_empty());
+    }
+
     fn session_data_is_kept(db: &TestDb) {
         let u = user(db, "hal");
         let mut c = db.db.get().unwrap();
