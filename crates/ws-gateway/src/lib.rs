@@ -338,7 +338,8 @@ const REVALIDATE_CHUNK: usize = 500;
 /// Every `every`, closes the sockets whose session is no longer live (revoked while the
 /// bus was down, or its user deactivated): one query per [`REVALIDATE_CHUNK`] sessions,
 /// run one after another, instead of one per socket. An unreachable database is not a
-/// revocation: those sessions are looked at again next time.
+/// revocation: the round ends there (each further query would wait out the pool's
+/// timeout too), and the next one starts over.
 async fn revalidate(core: std::sync::Weak<Core>, every: Duration) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -355,7 +356,7 @@ async fn revalidate(core: std::sync::Weak<Core>, every: Duration) {
                 Ok(live) => live,
                 Err(e) => {
                     tracing::warn!(error = %e, "session check failed");
-                    continue;
+                    break;
                 }
             };
             let ended: std::collections::HashSet<_> = chunk
