@@ -181,10 +181,7 @@ where
     let heard = || last_heard.store(born.elapsed().as_millis() as u64, Ordering::Relaxed);
     let end = {
         let writer = async {
-            let mut ping = tokio::time::interval_at(
-                on_ping_grid(Instant::now() + spread(ping_every), ping_every),
-                ping_every,
-            );
+            let mut ping = tokio::time::interval_at(first_ping(ping_every), ping_every);
             loop {
                 tokio::select! {
                     out = outbound.recv() => {
@@ -282,26 +279,20 @@ where
     drop(registration);
 }
 
-/// When a socket's periodic work (pings, session checks) first runs: at a random point in
-/// the second half of its first period. Sockets opened together (a reconnect storm, a
-/// redeploy) would otherwise ping together, and check their sessions in the database
-/// together, every period for as long as they stay: N frames or N queries at once.
-fn spread(every: Duration) -> Duration {
-    every.mul_f64(rand::random_range(0.5..=1.0))
-}
-
-/// Ping slots per ping period (see [`on_ping_grid`]).
+/// Ping slots per ping period (see [`first_ping`]).
 const PING_SLOTS: u32 = 20;
 
-/// `at` rounded up to the ping grid: slots of `every / PING_SLOTS`, counted from one clock
-/// for the whole process. The period is a whole number of slots, so a socket stays on the
-/// grid and the sockets due in one slot share one timer wake-up of their worker: at light
-/// load the wake-ups, one per ping at random instants, cost more than the pings. Session
-/// checks keep their random instants: each is a blocking database task, and a slot's worth
-/// at once would start that many threads.
-fn on_ping_grid(at: Instant, every: Duration) -> Instant {
+/// When a socket first pings: at a random point in the second half of its first period
+/// (sockets opened together, in a reconnect storm or after a redeploy, would otherwise
+/// ping together every period for as long as they stay), rounded up to the ping grid:
+/// slots of `every / PING_SLOTS` counted from one clock for the whole process. The period
+/// is a whole number of slots, so a socket stays on the grid and the sockets due in one
+/// slot share one timer wake-up of their worker: at light load the wake-ups, one per ping
+/// at random instants, cost more than the pings.
+fn first_ping(every: Duration) -> Instant {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     let epoch = *EPOCH.get_or_init(Instant::now);
+    let at = Instant::now() + every.mul_f64(rand::random_range(0.5..=1.0));
     let slot = (every / PING_SLOTS).max(Duration::from_millis(1));
     let slots = at
         .duration_since(epoch)
@@ -1070,9 +1061,7 @@ mod tests {
         let every = Duration::from_secs(20);
         let slot = every / PING_SLOTS;
         let now = Instant::now();
-        let firsts: Vec<Instant> = (0..200)
-            .map(|_| on_ping_grid(Instant::now() + spread(every), every))
-            .collect();
+        let firsts: Vec<Instant> = (0..200).map(|_| first_ping(every)).collect();
         assert!(firsts.iter().all(|t| *t >= now + every / 2));
         assert!(firsts.iter().all(|t| *t <= Instant::now() + every + slot));
         let (lo, hi) = (firsts.iter().min().unwrap(), firsts.iter().max().unwrap());
